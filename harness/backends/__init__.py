@@ -1,0 +1,197 @@
+"""The backend protocol and registry.
+
+A backend is one module per framework (harness/backends/<name>.py) holding one `Backend`
+subclass. It imports its framework lazily (inside methods), so a missing framework is
+reported as "not installed", never raised as an ImportError at import time.
+
+The protocol, in the order the data flows:
+
+    installed()            -> None, or why the framework cannot be imported ("not installed")
+    supports(spec, dtype, device) -> None, or why this combination is unsupported
+    export(canonical, dtype) -> the framework's own parameters (after folding, see `adapt`)
+    import_(native, spec, select=None) -> CanonicalLSTM   (exact inverse of export)
+    prepare(canonical, dtype, device) -> a live model with the weights set (built once)
+    run(prepared, x, h0, c0, batch_first) -> LSTMOutput (numpy, canonical layout)
+
+What a framework can hold natively is declared in `Capabilities`; `adapt` folds what it can
+express only by folding (two biases into one, a run-time forget_bias into the bias) and refuses
+what it cannot express at all with UnsupportedFeature naming the feature.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..canonical import CanonicalLSTM
+from ..outputs import LSTMOutput
+from ..spec import LSTMSpec
+
+
+class UnsupportedFeature(ValueError):
+    """The target framework cannot express a feature of the spec."""
+
+
+class NotInstalled(ImportError):
+    """The framework behind a backend cannot be imported."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a framework's own parameters and layer can express natively.
+
+    Every backend can hold a single bias or none (as zeros). A spec feature marked False here is
+    either folded (double bias, forget_bias) or refused (the rest).
+    """
+
+    double_bias: bool = False  # holds b_ih and b_hh separately (else: summed into one)
+    forget_bias: bool = False  # adds a run-time forget_bias (else: folded into the bias)
+    projection: bool = False
+    peephole: bool = False
+    cell_clip: bool = False
+    proj_clip: bool = False
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    devices: tuple[str, ...] = ("cpu",)
+
+
+class Backend:
+    """Base class: subclasses set the class attributes and implement the framework-specific methods."""
+
+    name: str = ""
+    framework: str = ""  # the module whose import decides "installed"
+    description: str = ""  # what it runs, one line, for the README and reports
+    capabilities: Capabilities = Capabilities()
+    reference: bool = False  # the oracle itself: never a subject of the agreement tests
+
+    # Availability ---------------------------------------------------------------------------
+    def installed(self) -> str | None:
+        try:
+            importlib.import_module(self.framework)
+        except Exception as exc:  # a broken install is "not installed" too, with its reason
+            return f"{self.framework} is not installed ({type(exc).__name__}: {exc})"
+        return None
+
+    def supports(self, spec: LSTMSpec, dtype: str = "float32", device: str = "cpu") -> str | None:
+        """None if the backend can run `spec`, else the reason it cannot (a feature it lacks)."""
+        dtype = str(np.dtype(dtype))
+        if dtype not in self.capabilities.dtypes:
+            return f"{self.name} does not support dtype {dtype} (supports {', '.join(self.capabilities.dtypes)})"
+        if device not in self.capabilities.devices:
+            return f"{self.name} has no {device} path (devices: {', '.join(self.capabilities.devices)})"
+        try:
+            self.check_spec(spec)
+        except UnsupportedFeature as exc:
+            return str(exc)
+        return None
+
+    def device_missing(self, device: str) -> str | None:
+        """None if `device` is present for this framework, else why not (a skip, not 'unsupported')."""
+        return None if device == "cpu" else f"{self.name}: no {device} device checked for"
+
+    def check_spec(self, spec: LSTMSpec) -> None:
+        """Raise UnsupportedFeature for what the framework cannot express, naming the feature."""
+        caps = self.capabilities
+        for present, capable, feature in (
+            (spec.proj_size > 0, caps.projection, f"a projection (proj_size={spec.proj_size})"),
+            (spec.peephole, caps.peephole, "peepholes"),
+            (spec.cell_clip is not None, caps.cell_clip, f"cell_clip={spec.cell_clip}"),
+            (spec.proj_clip is not None, caps.proj_clip, f"proj_clip={spec.proj_clip}"),
+        ):
+            if present and not capable:
+                raise UnsupportedFeature(f"{self.name} cannot express {feature}: {self.description} has none")
+
+    def adapt(self, model: CanonicalLSTM) -> CanonicalLSTM:
+        """Fold what this framework expresses only by folding; refuse what it cannot express."""
+        self.check_spec(model.spec)
+        if model.spec.forget_bias and not self.capabilities.forget_bias:
+            model = model.fold_forget_bias()
+        if model.spec.bias == "double" and not self.capabilities.double_bias:
+            model = model.fold_biases()
+        return model
+
+    def export(self, model: CanonicalLSTM, dtype=np.float32) -> Any:
+        """The framework's own parameters for `model` (folded as needed; `.folded` says what)."""
+        adapted = self.adapt(model)
+        native = self.to_native(adapted, np.dtype(dtype))
+        native.folded = adapted.folded
+        return native
+
+    # The framework-specific part ------------------------------------------------------------
+    def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> Any:
+        """Write an already adapted model as the framework's parameters (a NativeDict or NativeList)."""
+        raise NotImplementedError
+
+    def import_(self, native: Any, spec: LSTMSpec, select: str | None = None) -> CanonicalLSTM:
+        raise NotImplementedError
+
+    def prepare(self, model: CanonicalLSTM, dtype: str = "float32", device: str = "cpu") -> Any:
+        raise NotImplementedError
+
+    def run(self, prepared: Any, x: np.ndarray, h0, c0, *, batch_first: bool = False) -> LSTMOutput:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        """Versions and settings that belong with every result of this backend."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<backend {self.name}>"
+
+
+# Registry: name -> "module:Class", imported on first use so no framework loads unasked.
+_REGISTRY: dict[str, str] = {
+    "numpy": "harness.backends.numpy_ref:NumpyBackend",
+    "torch": "harness.backends.torch:TorchBackend",
+    "keras": "harness.backends.keras:KerasBackend",
+}
+_INSTANCES: dict[str, Backend] = {}
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get(name: str) -> Backend:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown backend {name!r}; known backends: {', '.join(_REGISTRY)}")
+    if name not in _INSTANCES:
+        module, cls = _REGISTRY[name].split(":")
+        _INSTANCES[name] = getattr(importlib.import_module(module), cls)()
+    return _INSTANCES[name]
+
+
+def register(name: str, target: str) -> None:
+    """Add a backend from outside the package: register("mine", "my_pkg.my_backend:MyBackend")."""
+    _REGISTRY[name] = target
+    _INSTANCES.pop(name, None)
+
+
+def subjects() -> list[str]:
+    """The backends under test (every one but the reference)."""
+    return [n for n in names() if not get(n).reference]
+
+
+def convert(native: Any, src: str, dst: str, spec: LSTMSpec, *, dtype=np.float32, select: str | None = None) -> Any:
+    """Convert `native` parameters of backend `src` (describing `spec`) to backend `dst`'s.
+
+    The function is preserved: features the target expresses only by folding are folded (the
+    result's `.folded` lists them); features it cannot express raise UnsupportedFeature.
+    `select` picks one LSTM where the source holds several (a prefix or scope name).
+    """
+    model = get(src).import_(native, spec, select=select)
+    return get(dst).export(model, dtype=dtype)
+
+
+class NativeDict(dict):
+    """A framework's named parameters (name -> numpy array), plus what the export folded."""
+
+    folded: tuple[str, ...] = ()
+
+
+class NativeList(list):
+    """A framework's positional parameters (e.g. one Keras get_weights() list per layer), plus `folded`."""
+
+    folded: tuple[str, ...] = ()

@@ -1,0 +1,120 @@
+"""The agreement cases, as data: a name, a spec, sizes, input layout and a seed.
+
+Sizes keep input != hidden != proj (5, 7, 4) so a transposed matrix cannot pass by accident, and
+are small where size proves nothing. `Case.model()` gives the weights (CanonicalLSTM.random unless
+the case brings its own, as the seed question does), `Case.inputs()` the x, h0, c0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .canonical import CanonicalLSTM
+from .spec import LSTMSpec
+
+DTYPES = ("float32", "float64")
+
+IN, HID, PROJ = 5, 7, 4
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    spec: LSTMSpec
+    batch: int = 3
+    steps: int = 6
+    batch_first: bool = False
+    initial_state: bool = True  # nonzero h0, c0; False: the frameworks' default zero state
+    seed: int = 0
+    about: str = ""
+    weights: Callable[[], CanonicalLSTM] | None = field(default=None, compare=False)
+    fixed_input: Callable[[], np.ndarray] | None = field(default=None, compare=False)
+
+    def model(self, seed: int | None = None) -> CanonicalLSTM:
+        if self.weights is not None:
+            return self.weights()
+        return CanonicalLSTM.random(self.spec, self.seed if seed is None else seed)
+
+    def inputs(self, model: CanonicalLSTM, seed: int | None = None):
+        """x, h0, c0 as float64 (h0 = c0 = None for the zero-state cases)."""
+        seed = self.seed if seed is None else seed
+        x, h0, c0 = model.random_inputs(self.batch, self.steps, seed + 1, batch_first=self.batch_first)
+        if self.fixed_input is not None:
+            x = self.fixed_input()
+        return (x, h0, c0) if self.initial_state else (x, None, None)
+
+
+def _spec(**kw) -> LSTMSpec:
+    return LSTMSpec(**{"input_size": IN, "hidden_size": HID, **kw})
+
+
+# The seed question, "Order of LSTM weights in Keras": a Keras LSTM with 3 units on 1 input feature.
+SEED_KERNEL = [[-0.40927699, -0.53539848, 0.40065038, -0.07722378, 0.30405849, 0.54959822,
+                -0.23097005, 0.4720422, 0.05197877, -0.52746099, -0.5856396, -0.43691438]]
+SEED_RECURRENT = [
+    [-0.25504839, -0.0823682, 0.11609183, 0.41123426, 0.03409858, -0.0647027,
+     -0.59183347, -0.15359771, 0.21647622, 0.24863823, 0.46169096, -0.21100986],
+    [0.29160395, 0.46513283, 0.33996364, -0.31195125, -0.24458826, -0.09762905,
+     0.16202784, -0.01602131, 0.34460208, 0.39724654, 0.31806156, 0.1102117],
+    [-0.15919448, -0.33053166, -0.22857222, -0.04912394, -0.21862955, 0.55346996,
+     0.38505834, 0.18110731, 0.270677, -0.02759281, 0.42814475, -0.13496138],
+]
+SEED_BIAS = [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+SEED_INPUT = [0.725323664, 0.7671179, 0.805884672]
+SEED_SPEC = LSTMSpec(input_size=1, hidden_size=3, bias="single")
+# The last hidden state the question's Keras (sigmoid recurrent activation) prints.
+SEED_LAST_H = [-0.05508, 0.12672, 0.03343]
+
+
+def seed_question_keras_weights() -> list[list[np.ndarray]]:
+    """The question's weights in Keras's own layout: one get_weights() list for the one layer."""
+    return [[np.array(SEED_KERNEL), np.array(SEED_RECURRENT), np.array(SEED_BIAS, dtype=np.float64)]]
+
+
+def seed_question_model() -> CanonicalLSTM:
+    from .backends import get
+
+    return get("keras").import_(seed_question_keras_weights(), SEED_SPEC)  # import needs no Keras install
+
+
+def seed_question_input() -> np.ndarray:
+    return np.array(SEED_INPUT).reshape(3, 1, 1)  # [T, B, 1]
+
+
+CASES: tuple[Case, ...] = (
+    Case("plain", _spec(), about="one layer, both biases, nonzero initial state, time-major"),
+    Case("bidirectional", _spec(bidirectional=True)),
+    Case("2layer", _spec(num_layers=2)),
+    Case("3layer", _spec(num_layers=3)),
+    Case("bidirectional-2layer", _spec(num_layers=2, bidirectional=True)),
+    Case("projection", _spec(proj_size=PROJ), about="LSTMP: h projected from 7 to 4"),
+    Case("projection-bidirectional-2layer", _spec(proj_size=PROJ, num_layers=2, bidirectional=True)),
+    Case("cudnn-double-bias", _spec(num_layers=2, bidirectional=True, bias="double"), seed=11,
+         about="cuDNN's b_ih and b_hh, both nonzero: a target with one bias must sum them"),
+    Case("single-bias", _spec(bias="single")),
+    Case("no-bias", _spec(bias="none")),
+    Case("zero-initial-state", _spec(num_layers=2), initial_state=False),
+    Case("batch-first", _spec(bidirectional=True), batch_first=True),
+    Case("seq-len-1", _spec(bidirectional=True), steps=1),
+    Case("batch-1", _spec(num_layers=2), batch=1),
+    Case("long-200", _spec(bidirectional=True), batch=2, steps=200, about="200 steps: error accumulation"),
+    Case("forget-bias", _spec(forget_bias=0.7), about="a TF1-style run-time forget_bias; folded elsewhere"),
+    Case("peephole", _spec(peephole=True), about="input/forget peepholes read c_{t-1}, output reads c_t"),
+    Case("peephole-projection-clips", _spec(peephole=True, proj_size=PROJ, cell_clip=0.6, proj_clip=0.25,
+                                           forget_bias=1.0),
+         about="TF1 LSTMCell with every feature; the clips bind on a real share of values"),
+    Case("cell-clip", _spec(cell_clip=0.5, num_layers=2)),
+    Case("seed-question", SEED_SPEC, batch=1, steps=3, initial_state=False, weights=seed_question_model,
+         fixed_input=seed_question_input, about="Keras units=3, input 1: 'Order of LSTM weights in Keras'"),
+)
+
+BY_NAME = {c.name: c for c in CASES}
+
+
+def get_case(name: str) -> Case:
+    if name not in BY_NAME:
+        raise KeyError(f"unknown case {name!r}; known cases: {', '.join(BY_NAME)}")
+    return BY_NAME[name]

@@ -1,0 +1,162 @@
+"""Tolerances (one table) and the comparison of a backend's outputs with the oracle's.
+
+An element passes when |actual - expected| <= atol + rtol * |expected| (torch.testing.assert_close's
+rule). Every bound sits next to the errors measured to justify it; `python -m harness measure`
+re-measures them (max abs / max rel error over the catalogue and extra seeds). A bound is never
+loosened to make a test pass: find the cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from .outputs import LSTMOutput
+from .spec import DIRECTIONS, LSTMSpec
+
+PRECISIONS = ("exact",)  # "exact": float32 matrix products in full float32 (TF32 off); see harness.precision
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float
+    evidence: str  # the measurement that justifies the bound
+
+    def allowed(self, expected: np.ndarray) -> np.ndarray:
+        return self.atol + self.rtol * np.abs(expected)
+
+
+# (dtype, precision) -> bound. Measured on the CPU with torch 2.13.0, keras 3.15.1 (TF 2.21), numpy 2.4
+# over the 20 catalogue cases x 8 seeds (incl. 200 steps, 3 layers, bidirectional, projection).
+TOLERANCES: dict[tuple[str, str], Tolerance] = {
+    ("float64", "exact"): Tolerance(
+        rtol=1e-12,
+        atol=1e-12,
+        evidence="max abs err 1.3e-15, max rel err 5e-13 at |expected| ~ 1e-3 (torch & keras, 320 runs)",
+    ),
+    ("float32", "exact"): Tolerance(
+        rtol=1e-5,
+        atol=1e-5,
+        evidence="max abs err 1.4e-6 (keras, 200 steps), torch 9.5e-7; ratio to bound <= 0.15 (320 runs)",
+    ),
+}
+
+# Backend-specific bounds where a framework computes differently by design, each with its reason.
+BACKEND_TOLERANCES: dict[tuple[str, str, str], Tolerance] = {}
+
+
+def tolerance_for(dtype: str, precision: str = "exact", backend: str | None = None) -> Tolerance:
+    key = (str(np.dtype(dtype)), precision)
+    if backend is not None and (backend, *key) in BACKEND_TOLERANCES:
+        return BACKEND_TOLERANCES[(backend, *key)]
+    if key not in TOLERANCES:
+        raise KeyError(f"no tolerance for dtype={key[0]!r}, precision={precision!r}; known: {sorted(TOLERANCES)}")
+    return TOLERANCES[key]
+
+
+def output_paths(spec: LSTMSpec, out: LSTMOutput) -> Iterator[tuple[str, np.ndarray]]:
+    """Split an LSTMOutput into its named parts: y per direction, h_n and c_n per (layer, direction)."""
+    D, P = spec.num_directions, spec.output_size
+    for d in range(D):
+        yield (f"y[direction={DIRECTIONS[d]}]" if D == 2 else "y"), out.y[..., d * P : (d + 1) * P]
+    for name, arr in (("h_n", out.h_n), ("c_n", out.c_n)):
+        for k, d in spec.units():
+            yield f"{name}[layer={k}, direction={DIRECTIONS[d]}]", arr[k * D + d]
+
+
+@dataclass
+class PathReport:
+    path: str
+    shape: tuple[int, ...]
+    mismatched: int
+    max_abs: float
+    max_abs_index: tuple[int, ...]
+    max_rel: float
+    max_rel_index: tuple[int, ...]
+    worst_ratio: float  # max |a - e| / (atol + rtol |e|): <= 1 passes
+    worst_index: tuple[int, ...]
+    error: str | None = None  # shape or non-finite problem
+
+
+@dataclass
+class Comparison:
+    tolerance: Tolerance
+    paths: list[PathReport] = field(default_factory=list)
+    batch_first: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(p.error is None and p.mismatched == 0 for p in self.paths)
+
+    @property
+    def worst(self) -> PathReport:
+        return max(self.paths, key=lambda p: (p.error is not None, p.worst_ratio))
+
+    def message(self, context: str = "") -> str:
+        bad = [p for p in self.paths if p.error or p.mismatched]
+        if not bad:
+            w = self.worst
+            return f"all outputs close{context}: worst {w.path} abs {w.max_abs:.3g}, {w.worst_ratio:.3g} of the bound"
+        tol = self.tolerance
+        lines = [f"{len(bad)} of {len(self.paths)} outputs are not close to the oracle{context}."]
+        for p in bad:
+            if p.error:
+                lines.append(f"{p.path}: {p.error}")
+                continue
+            total = int(np.prod(p.shape))
+            lines += [
+                f"{p.path} (shape {p.shape}, index {self._axes(p.path)}):",
+                f"  Mismatched elements: {p.mismatched} / {total} ({100 * p.mismatched / total:.1f}%)",
+                f"  Greatest absolute difference: {p.max_abs:.6g} at index {p.max_abs_index} (up to {tol.atol:g} allowed)",
+                f"  Greatest relative difference: {p.max_rel:.6g} at index {p.max_rel_index} (up to {tol.rtol:g} allowed)",
+            ]
+        return "\n".join(lines)
+
+    def _axes(self, path: str) -> str:
+        if path.startswith("y"):
+            return "(b, t, j)" if self.batch_first else "(t, b, j)"
+        return "(b, j)"
+
+
+def _idx(flat: int, shape) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(flat, shape))
+
+
+def compare(
+    spec: LSTMSpec, actual: LSTMOutput, expected: LSTMOutput, tolerance: Tolerance, *, batch_first: bool = False
+) -> Comparison:
+    """Compare every output part; never broadcasts (a shape difference is a failure of its own)."""
+    result = Comparison(tolerance, batch_first=batch_first)
+    for name, exp_full, act_full in zip(("y", "h_n", "c_n"), expected, actual):
+        act_full = np.asarray(act_full)
+        if act_full.shape != exp_full.shape:
+            result.paths.append(
+                PathReport(name, act_full.shape, -1, np.inf, (), np.inf, (), np.inf, (),
+                           error=f"expected shape {exp_full.shape}, got {act_full.shape}")
+            )
+    if result.paths:
+        return result
+    for (path, exp), (_, act) in zip(output_paths(spec, expected), output_paths(spec, actual)):
+        exp = np.asarray(exp, dtype=np.float64)
+        act = np.asarray(act, dtype=np.float64)
+        diff = np.abs(act - exp)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(exp != 0, diff / np.abs(exp), np.where(diff == 0, 0.0, np.inf))
+        ratio = diff / tolerance.allowed(exp)
+        nonfinite = ~np.isfinite(act)
+        ratio = np.where(nonfinite, np.inf, ratio)
+        mism = int(np.count_nonzero(~(ratio <= 1.0)))
+        ia, ir, iw = (int(np.nanargmax(np.where(np.isnan(a), np.inf, a))) for a in (diff, rel, ratio))
+        report = PathReport(
+            path, exp.shape, mism,
+            float(diff.flat[ia]), _idx(ia, exp.shape),
+            float(rel.flat[ir]), _idx(ir, exp.shape),
+            float(ratio.flat[iw]), _idx(iw, exp.shape),
+        )
+        if nonfinite.any():
+            report.error = f"{int(nonfinite.sum())} non-finite values, first at index {_idx(int(np.argmax(nonfinite)), exp.shape)}"
+        result.paths.append(report)
+    return result

@@ -1,0 +1,105 @@
+"""The exact float64 reference forward pass for every spec feature. Imports no framework.
+
+Per (layer, direction), per time step, with gates in canonical order i, f, g, o:
+
+    z  = x_t W_ih^T + b_ih + h W_hh^T + b_hh
+    z_i += w_i * c;  z_f += w_f * c            (peepholes read the previous c)
+    z_f += forget_bias                          (run-time, as TF1 cells)
+    c' = sigmoid(z_f) * c + sigmoid(z_i) * tanh(z_g);  c' = clip(c', cell_clip)
+    z_o += w_o * c'                             (the output peephole reads the NEW, clipped c)
+    h' = sigmoid(z_o) * tanh(c');  h' = clip(h' W_hr^T, proj_clip)
+
+Layer k+1 reads the concatenated outputs of both directions of layer k; the backward
+direction runs from t = T-1 to 0 and its outputs are returned in the original time order.
+The layout of the result is documented in harness.outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .canonical import CanonicalLSTM
+from .outputs import LSTMOutput
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # exact identity, no overflow for large |z|
+
+
+def check_inputs(spec, x, h0, c0, batch_first: bool):
+    """Validate x, h0, c0 against the spec; return them as float64 arrays (time-major x)."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        layout = "[B, T, input_size]" if batch_first else "[T, B, input_size]"
+        raise ValueError(f"x: expected a 3-D array {layout}, got shape {x.shape}")
+    if x.shape[-1] != spec.input_size:
+        raise ValueError(f"x: expected last dimension input_size={spec.input_size}, got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"x: expected a floating-point array, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    if batch_first:
+        x = x.transpose(1, 0, 2)
+    T, B = x.shape[:2]
+    if T < 1 or B < 1:
+        raise ValueError(f"x: needs at least one time step and one batch element, got shape {x.shape}")
+    n = spec.num_layers * spec.num_directions
+    states = []
+    for name, value, width in (("h0", h0, spec.output_size), ("c0", c0, spec.hidden_size)):
+        shape = (n, B, width)
+        if value is None:
+            states.append(np.zeros(shape))
+            continue
+        arr = np.asarray(value)
+        if arr.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape} [num_layers * num_directions, batch, {width}], got {arr.shape}")
+        states.append(arr.astype(np.float64))
+    return x, states[0], states[1]
+
+
+def forward(
+    model: CanonicalLSTM,
+    x,
+    h0=None,
+    c0=None,
+    *,
+    batch_first: bool = False,
+    _output_peephole_reads_old_c: bool = False,  # a deliberate bug, for the negative controls only
+) -> LSTMOutput:
+    spec = model.spec
+    x, h0, c0 = check_inputs(spec, x, h0, c0, batch_first)
+    T = x.shape[0]
+    H, D = spec.hidden_size, spec.num_directions
+    layer_in = x
+    h_n, c_n = np.zeros_like(h0), np.zeros_like(c0)
+    for k in range(spec.num_layers):
+        outs = []
+        for d in range(D):
+            w = model.weights[(k, d)]
+            idx = k * D + d
+            h, c = h0[idx], c0[idx]
+            xz = layer_in @ w.W_ih.T + (w.b_ih + w.b_hh)  # [T, B, 4H]: input part for all steps
+            ys = np.zeros((T, x.shape[1], spec.output_size))
+            for t in range(T - 1, -1, -1) if d == 1 else range(T):
+                z = xz[t] + h @ w.W_hh.T
+                zi, zf, zg, zo = z[:, :H], z[:, H : 2 * H], z[:, 2 * H : 3 * H], z[:, 3 * H :]
+                if spec.peephole:
+                    zi = zi + w.w_i * c
+                    zf = zf + w.w_f * c
+                zf = zf + spec.forget_bias
+                c_old = c
+                c = _sigmoid(zf) * c + _sigmoid(zi) * np.tanh(zg)
+                if spec.cell_clip is not None:
+                    c = np.clip(c, -spec.cell_clip, spec.cell_clip)
+                if spec.peephole:
+                    zo = zo + w.w_o * (c_old if _output_peephole_reads_old_c else c)
+                h = _sigmoid(zo) * np.tanh(c)
+                if spec.proj_size:
+                    h = h @ w.W_hr.T
+                    if spec.proj_clip is not None:
+                        h = np.clip(h, -spec.proj_clip, spec.proj_clip)
+                ys[t] = h
+            h_n[idx], c_n[idx] = h, c
+            outs.append(ys)
+        layer_in = np.concatenate(outs, axis=-1)
+    y = layer_in.transpose(1, 0, 2) if batch_first else layer_in
+    return LSTMOutput(np.ascontiguousarray(y), h_n, c_n)

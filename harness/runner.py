@@ -1,0 +1,88 @@
+"""Run one case on one backend and compare with the oracle: the one code path behind both the
+pytest cases and `python -m harness run`.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backends, precision
+from .catalogue import Case
+from .compare import Comparison, compare, tolerance_for
+from .outputs import LSTMOutput
+from .results import ERROR, FAIL, NOT_INSTALLED, PASS, SKIPPED, UNSUPPORTED, Result, host_environment
+
+
+@dataclass
+class Outcome:
+    result: Result
+    comparison: Comparison | None = None
+    expected: LSTMOutput | None = None
+    actual: LSTMOutput | None = None
+
+
+def reproduce_command(case: str, backend: str, dtype: str, device: str, mode: str) -> str:
+    return (f"python -m harness run --case {case} --backend {backend} --dtype {dtype} "
+            f"--device {device} --precision {mode}")
+
+
+def oracle_for(case: Case, dtype: str, seed: int | None = None):
+    """The case's weights and inputs rounded to `dtype`, and the float64 oracle's outputs on them."""
+    model = case.model(seed).rounded(dtype)
+    x, h0, c0 = (None if a is None else a.astype(dtype).astype(np.float64) for a in case.inputs(model, seed))
+    return model, (x, h0, c0), model.forward(x, h0, c0, batch_first=case.batch_first)
+
+
+def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str = "cpu", mode: str = "exact",
+             *, seed: int | None = None, raise_errors: bool = False) -> Outcome:
+    backend = backends.get(backend_name)
+    if backend.reference:
+        raise ValueError(f"{backend_name} is the reference: comparing it with itself proves nothing")
+    dtype = str(np.dtype(dtype))
+    record = Result(case=case.name, backend=backend_name, device=device, dtype=dtype, precision=mode,
+                    status=PASS, spec=case.spec.to_dict(), seed=case.seed if seed is None else seed,
+                    reproduce=reproduce_command(case.name, backend_name, dtype, device, mode))
+    reason = backend.installed()
+    if reason:
+        record.status, record.reason = NOT_INSTALLED, reason
+        return Outcome(record)
+    reason = backend.supports(case.spec, dtype, device)
+    if reason:
+        record.status, record.reason = UNSUPPORTED, reason
+        return Outcome(record)
+    reason = backend.device_missing(device)
+    if reason:
+        record.status, record.reason = SKIPPED, reason
+        return Outcome(record)
+    start = time.perf_counter()
+    try:
+        record.environment = {**host_environment(), **backend.environment(), **precision.apply(mode)}
+        model, (x, h0, c0), expected = oracle_for(case, dtype, seed)
+        tol = tolerance_for(dtype, mode, backend_name)
+        record.rtol, record.atol = tol.rtol, tol.atol
+        prepared = backend.prepare(model, dtype, device)
+        record.folded = list(backend.adapt(model).folded)
+        cast = lambda a: None if a is None else a.astype(dtype)  # noqa: E731
+        actual = backend.run(prepared, cast(x), cast(h0), cast(c0), batch_first=case.batch_first)
+    except Exception as exc:
+        if raise_errors:
+            raise
+        record.status = ERROR
+        record.reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
+        record.seconds = time.perf_counter() - start
+        return Outcome(record)
+    record.seconds = time.perf_counter() - start
+    comparison = compare(case.spec, actual, expected, tol, batch_first=case.batch_first)
+    worst = comparison.worst
+    record.worst_path, record.worst_index = worst.path, list(worst.worst_index)
+    record.worst_abs, record.worst_ratio = worst.max_abs, worst.worst_ratio
+    context = f" ({backend_name}, {case.name}, {dtype}, {device}, precision {mode})"
+    record.reason = comparison.message(context)
+    if not comparison.ok:
+        record.status = FAIL
+        record.reason += f"\nReproduce: {record.reproduce}"
+    return Outcome(record, comparison, expected, actual)
