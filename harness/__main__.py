@@ -25,7 +25,8 @@ def _csv(text: str) -> list[str]:
 def _select(args):
     from harness import backends, catalogue
 
-    cases = [catalogue.get_case(n) for n in _csv(args.case)] if args.case else list(catalogue.CASES)
+    everything = list(catalogue.CASES) + (list(catalogue.SIZE_SWEEP) if getattr(args, "sweep", False) else [])
+    cases = [catalogue.get_case(n) for n in _csv(args.case)] if args.case else everything
     names = _csv(args.backend) if args.backend else backends.subjects()
     for n in names:
         backends.get(n)
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.choices["run"].add_argument("--results", default="reports/results.jsonl",
                                     help="where to save the results as JSON lines ('' to skip)")
     sub.choices["measure"].add_argument("--seeds", type=int, default=8, help="seeds per case (default 8)")
+    sub.choices["measure"].add_argument("--no-sweep", dest="sweep", action="store_false",
+                                        help="leave out the larger sizes of catalogue.SIZE_SWEEP")
     args = parser.parse_args(argv)
     return args.func(args)
 

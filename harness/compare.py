@@ -29,18 +29,20 @@ class Tolerance:
         return self.atol + self.rtol * np.abs(expected)
 
 
-# (dtype, precision) -> bound. Measured on the CPU with torch 2.13.0, keras 3.15.1 (TF 2.21), numpy 2.4
-# over the 20 catalogue cases x 8 seeds (incl. 200 steps, 3 layers, bidirectional, projection).
+# (dtype, precision) -> bound. Evidence: `python -m harness measure --seeds 8` on the CPU (2026-11-23;
+# torch 2.13.0, keras 3.15.1 on TF 2.21, numpy 2.4): the 20 catalogue cases and the 4 SIZE_SWEEP cases
+# (hidden up to 128, 300 steps, 3 bidirectional layers) x 8 seeds. The float32 bound leaves about 5x
+# over the worst error seen; float64 about 100x.
 TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("float64", "exact"): Tolerance(
-        rtol=1e-12,
-        atol=1e-12,
-        evidence="max abs err 1.3e-15, max rel err 5e-13 at |expected| ~ 1e-3 (torch & keras, 320 runs)",
+        rtol=1e-13,
+        atol=1e-13,
+        evidence="measured max abs err 8.9e-16 (keras, wide-64), 6.7e-16 (torch); 298 runs",
     ),
     ("float32", "exact"): Tolerance(
-        rtol=1e-5,
-        atol=1e-5,
-        evidence="max abs err 1.4e-6 (keras, 200 steps), torch 9.5e-7; ratio to bound <= 0.15 (320 runs)",
+        rtol=2e-6,
+        atol=2e-6,
+        evidence="measured max abs err 4.1e-7 (keras, deep-narrow), 2.0e-7 (torch, wide-64); 298 runs",
     ),
 }
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from . import backends, precision
+from .canonical import CanonicalLSTM
 from .catalogue import Case
 from .compare import Comparison, compare, tolerance_for
 from .outputs import LSTMOutput
@@ -38,7 +40,15 @@ def oracle_for(case: Case, dtype: str, seed: int | None = None):
 
 
 def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str = "cpu", mode: str = "exact",
-             *, seed: int | None = None, raise_errors: bool = False) -> Outcome:
+             *, seed: int | None = None, raise_errors: bool = False,
+             model_hook: Callable[[CanonicalLSTM], CanonicalLSTM] | None = None,
+             output_hook: Callable[[LSTMOutput], LSTMOutput] | None = None) -> Outcome:
+    """Run `case` on a backend and compare with the oracle.
+
+    model_hook / output_hook inject a bug between the oracle and the backend (the weights the
+    backend receives, or the outputs it returns): the negative controls use them to show that
+    the comparison catches each porting mistake.
+    """
     backend = backends.get(backend_name)
     if backend.reference:
         raise ValueError(f"{backend_name} is the reference: comparing it with itself proves nothing")
@@ -64,10 +74,13 @@ def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str 
         model, (x, h0, c0), expected = oracle_for(case, dtype, seed)
         tol = tolerance_for(dtype, mode, backend_name)
         record.rtol, record.atol = tol.rtol, tol.atol
-        prepared = backend.prepare(model, dtype, device)
-        record.folded = list(backend.adapt(model).folded)
+        subject = model_hook(model.copy()) if model_hook else model
+        prepared = backend.prepare(subject, dtype, device)
+        record.folded = list(backend.adapt(subject).folded)
         cast = lambda a: None if a is None else a.astype(dtype)  # noqa: E731
         actual = backend.run(prepared, cast(x), cast(h0), cast(c0), batch_first=case.batch_first)
+        if output_hook:
+            actual = output_hook(actual)
     except Exception as exc:
         if raise_errors:
             raise
