@@ -145,6 +145,31 @@ def test_real_keras_layer_weights_import_and_agree():
     np.testing.assert_allclose(y, ref.y, rtol=2e-6, atol=2e-6)  # the float32 bound of harness.compare
 
 
+def test_keras_variable_paths_import_with_select():
+    _needs("keras")
+    import keras
+
+    model = keras.Sequential([keras.Input((None, 5)), keras.layers.LSTM(7, return_sequences=True, name="lstm"),
+                              keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True),
+                                                         name="bidirectional"),
+                              keras.layers.LSTM(4, name="lstm_2")], name="sequential")  # names fixed: Keras
+    # would otherwise number them by what the process created before
+    paths = {v.path: v.numpy() for v in model.weights}
+    stack = LSTMSpec(input_size=5, hidden_size=7, bias="single")
+    with pytest.raises(ValueError, match=r"holds LSTM layers \['sequential/lstm', 'sequential/bidirectional', "
+                                         r"'sequential/lstm_2'\], but spec.num_layers=1"):
+        backends.get("keras").import_(paths, stack)
+    first = backends.get("keras").import_(paths, stack, select="sequential/lstm")
+    w = model.layers[0].get_weights()
+    np.testing.assert_array_equal(first[(0, 0)].W_ih, w[0].T)
+    bidi = backends.get("keras").import_(paths, LSTMSpec(input_size=7, hidden_size=3, bidirectional=True,
+                                                         bias="single"), select=["sequential/bidirectional"])
+    np.testing.assert_array_equal(bidi[(0, 1)].W_hh, model.layers[1].get_weights()[4].T)
+    with pytest.raises(ValueError, match="'sequential/lstm' is not a Bidirectional layer"):
+        backends.get("keras").import_(paths, LSTMSpec(input_size=5, hidden_size=7, bidirectional=True,
+                                                      bias="single"), select="sequential/lstm")
+
+
 def test_keras_import_errors_are_clear():
     keras_b = backends.get("keras")
     with pytest.raises(ValueError, match="a Keras LSTM has one bias; describe it with bias='single'"):

@@ -11,6 +11,9 @@ Keras takes batch-major input only: time-major input is transposed around the ca
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 import numpy as np
 
 from ..canonical import CanonicalLSTM, LayerWeights
@@ -57,10 +60,20 @@ class KerasBackend(Backend):
         return out
 
     def import_(self, native, spec: LSTMSpec, select=None) -> CanonicalLSTM:
-        """Read one get_weights() list per stacked layer (numpy arrays or Keras variables)."""
+        """Read one get_weights() list per stacked layer (numpy arrays or Keras variables), or a mapping
+        of Keras variable paths to arrays, e.g. {v.path: v.numpy() for v in model.weights}.
+
+        With a mapping, each LSTM or Bidirectional layer is found under its scope
+        ('sequential/lstm/lstm_cell/kernel', 'sequential/bidirectional/forward_lstm_1/lstm_cell/bias'):
+        the spec's num_layers of them are taken in order; `select` names them when the mapping holds
+        more (a list of layer scopes such as ['sequential/lstm', 'sequential/lstm_2']).
+        """
         self.check_spec(spec)
-        if select is not None:
-            raise ValueError("keras import: select= is not used for a list of per-layer weights; pass that LSTM's list")
+        if isinstance(native, Mapping):
+            native = self._lists_from_paths(native, spec, select)
+        elif select is not None:
+            raise ValueError("keras import: select= picks layers from a mapping of variable paths; "
+                             "with a list of per-layer weights, pass just the lists you want")
         if spec.forget_bias:
             raise ValueError("keras import: Keras has no run-time forget_bias; describe the Keras LSTM with forget_bias=0")
         if spec.bias == "double":
@@ -89,6 +102,38 @@ class KerasBackend(Backend):
                 bias = arrs[2] if per_dir == 3 else np.zeros(4 * H)
                 weights[(k, d)] = LayerWeights(W_ih=kernel.T, W_hh=rec.T, b_ih=bias, b_hh=np.zeros(4 * H))
         return CanonicalLSTM(spec, weights)
+
+    @staticmethod
+    def _lists_from_paths(native: Mapping, spec: LSTMSpec, select) -> list[list]:
+        rx = re.compile(r"^(?P<layer>.*?)/(?:(?P<dir>forward|backward)_[^/]+/)?lstm_cell/"
+                        r"(?P<var>kernel|recurrent_kernel|bias)$")
+        layers: dict[str, dict[tuple[str, str], object]] = {}
+        for key, value in native.items():
+            m = rx.match(str(key))
+            if m:
+                layers.setdefault(m["layer"], {})[(m["dir"] or "", m["var"])] = value
+        if not layers:
+            raise ValueError("keras import: no '<layer>/lstm_cell/kernel' variables found in the mapping")
+        if select is not None:
+            names = [select] if isinstance(select, str) else list(select)
+            missing = [n for n in names if n.rstrip("/") not in layers]
+            if missing:
+                raise ValueError(f"keras import: select={missing} matches none of the LSTM layers {list(layers)}")
+            names = [n.rstrip("/") for n in names]
+        else:
+            names = list(layers)
+        if len(names) != spec.num_layers:
+            raise ValueError(f"keras import: the mapping holds LSTM layers {names}, but spec.num_layers="
+                             f"{spec.num_layers}; pass select=[...] with {spec.num_layers} layer scope(s)")
+        dirs = ("forward", "backward") if spec.bidirectional else ("",)
+        out = []
+        for name in names:
+            found = layers[name]
+            if {d for d, _ in found} != set(dirs):
+                kind = "a Bidirectional" if spec.bidirectional else "an LSTM"
+                raise ValueError(f"keras import: layer {name!r} is not {kind} layer (found {sorted(found)})")
+            out.append([found[(d, v)] for d in dirs for v in ("kernel", "recurrent_kernel", "bias") if (d, v) in found])
+        return out
 
     # Running --------------------------------------------------------------------------------
     def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
