@@ -206,7 +206,8 @@ class _Graph:
                     needed.add(id(n))
                     todo += [i for i in n.input if i]
             elif t in self.inputs:
-                raise ValueError(f"{what}: {name!r} depends on the graph input {t!r}, fed at run time: not a stored weight")
+                raise ValueError(f"{what}: {name!r} depends on the graph input {t!r}, fed at run time: "
+                                 "not a stored weight")
             else:
                 raise ValueError(f"{what}: {name!r} is neither an initializer nor an output of any node")
         graph = onnx.helper.make_graph([n for n in self.nodes if id(n) in needed], "fold", [],
@@ -252,8 +253,9 @@ def _stack(graph: _Graph, spec: LSTMSpec, select: str | None) -> list:
         if len(stacks) == 1 and len(stacks[0]) == L:
             return stacks[0]
         found = "; ".join(f"{len(s)} layer(s) from {s[0].name!r}" for s in stacks)
-        raise ValueError(f"onnx import: the model's LSTM nodes form {len(stacks)} stack(s): {found}; spec.num_layers={L}. "
-                         "Pass select= the name of the first LSTM node (or the name scope) of the one to import")
+        raise ValueError(f"onnx import: the model's LSTM nodes form {len(stacks)} stack(s): {found}; "
+                         f"spec.num_layers={L}. Pass select= the name of the first LSTM node (or the name scope) "
+                         "of the one to import")
     scope = select.strip("/")
     matched = [n for n in lstms if n.name.strip("/") == scope or n.name.lstrip("/").startswith(scope + "/")]
     if not matched:
@@ -286,7 +288,8 @@ def _refuse_unexpressible(node) -> None:
                                  "the canonical LSTM uses Sigmoid, Tanh, Tanh")
     for name in ("activation_alpha", "activation_beta"):
         if name in attrs:
-            raise UnsupportedFeature(f"{where} sets {name}={attrs[name]}: the canonical LSTM's activations have no parameters")
+            raise UnsupportedFeature(f"{where} sets {name}={attrs[name]}: the canonical LSTM's activations "
+                                     "have no parameters")
     if attrs.get("input_forget", 0):
         raise UnsupportedFeature(f"{where} sets input_forget={attrs['input_forget']} (input and forget gates "
                                  "coupled): the canonical LSTM has no such coupling")
@@ -329,16 +332,20 @@ def build_model(native: Mapping[str, np.ndarray], *, batch_first: bool = False, 
     if layout == 1 and not batch_first:
         raise ValueError("build_model: layout=1 (batch-major nodes) needs batch_first=True input")
     L = len({k.split(".")[0] for k in native})
-    expected = {f"lstm_{k}.{t}" for k in range(L) for t in "WR"}
-    if not expected <= set(native) or not set(native) <= expected | {f"lstm_{k}.{t}" for k in range(L) for t in "BP"}:
-        raise ValueError(f"build_model: expected initializers lstm_0.W ... lstm_{L - 1}.R (and .B, .P), got {sorted(native)}")
+    required = {f"lstm_{k}.{t}" for k in range(L) for t in "WR"}
+    if not required <= set(native) <= {f"lstm_{k}.{t}" for k in range(L) for t in "WRBP"}:
+        raise ValueError(f"build_model: expected initializers lstm_0.W, lstm_0.R ... lstm_{L - 1}.R (and .B, .P), "
+                         f"got {sorted(native)}")
     D, H4, n_in = native["lstm_0.W"].shape
     H = H4 // 4
     elem = helper.np_dtype_to_tensor_dtype(native["lstm_0.W"].dtype)
     inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in native.items()]
     inits.append(numpy_helper.from_array(np.array([0, 0, -1], dtype=np.int64), "merge_directions"))
     nodes = []
-    node = lambda op, ins, outs, **kw: nodes.append(helper.make_node(op, ins, outs, **kw)) or outs[0]  # noqa: E731
+
+    def node(op: str, ins: list[str], outs: list[str], **attrs) -> str:
+        nodes.append(helper.make_node(op, ins, outs, **attrs))
+        return outs[0]
 
     batch_dims = ["B", "T"] if batch_first else ["T", "B"]
     inputs = [helper.make_tensor_value_info("x", elem, [*batch_dims, n_in])]
