@@ -375,15 +375,22 @@ def test_declared_onnxruntime_gaps_still_hold():
         ORT.compile(REF.export_model(model, "float32", batch_first=True))
 
 
-def test_declared_reference_gaps_still_hold():
-    """ReferenceEvaluator ignores clip (onnxruntime applies it): the reason the import refuses clip."""
-    spec = LSTMSpec(input_size=5, hidden_size=7)
-    model = CanonicalLSTM.random(spec)
-    x = np.random.default_rng(0).uniform(-3, 3, (6, 2, 5)).astype(np.float32)
+@pytest.mark.parametrize("attribute, edit", [
+    ("clip", _set("clip", 0.05)),
+    ("activations", _set("activations", ["Sigmoid", "Relu", "Tanh"])),
+    ("input_forget", _set("input_forget", 1)),
+    ("sequence_lens", _sequence_lens),
+])
+def test_declared_reference_gaps_still_hold(attribute, edit):
+    """ReferenceEvaluator ignores these (onnxruntime applies them). If this fails, it implements one now:
+    update OnnxReferenceBackend.lacks."""
+    assert attribute in REF.lacks
+    model = CanonicalLSTM.random(LSTMSpec(input_size=5, hidden_size=7))
+    feeds = {"x": np.random.default_rng(0).uniform(-3, 3, (6, 2, 5)).astype(np.float32)}
     plain = REF.export_model(model, initial_state=False)
-    clipped = REF.export_model(model, initial_state=False)
-    _set("clip", 0.05)(clipped)
-    assert "clip" in REF.lacks and "sequence_lens" in REF.lacks
-    assert np.array_equal(REF.compile(plain)({"x": x})[0], REF.compile(clipped)({"x": x})[0])
+    edited = REF.export_model(model, initial_state=False)
+    edit(edited)
+    edited_feeds = {**feeds, "seq_lens": np.array([3, 6], np.int32)} if attribute == "sequence_lens" else feeds
+    assert np.array_equal(REF.compile(plain)(feeds)[0], REF.compile(edited)(edited_feeds)[0])
     if not ORT.installed():
-        assert not np.allclose(ORT.compile(plain)({"x": x})[0], ORT.compile(clipped)({"x": x})[0])
+        assert not np.allclose(ORT.compile(plain)(feeds)[0], ORT.compile(edited)(edited_feeds)[0])
