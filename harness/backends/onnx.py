@@ -7,6 +7,8 @@ ONNX's layout, per node (= one layer), D = 1 (direction "forward") or 2 ("bidire
 
 Native parameters: a NativeDict of the exported model's initializers, under the names it gives them:
   lstm_{k}.W, lstm_{k}.R, lstm_{k}.B (absent for bias="none"), lstm_{k}.P (only with peepholes).
+  (Not the ModelProto itself: a protobuf message cannot carry `.folded`, and one set of initializers
+  builds every input form a runtime needs: time- or batch-major, with or without initial state.)
 build_model(native) (or OnnxBackend.export_model(canonical)) makes the onnx.ModelProto from them:
   inputs x [T, B, in] (or [B, T, in]), h0 [L*D, B, H], c0 [L*D, B, H] (left out for the default zero
   state); outputs y [T, B, D*H] (or [B, T, D*H]), h_n, c_n [L*D, B, H]: torch.nn.LSTM's interface.
@@ -19,7 +21,8 @@ bytes, e.g. one written by torch.onnx.export. W, R, B, P may be initializers, Co
 constant expressions of them (the legacy exporter without constant folding writes Slice/Concat of
 initializers); those are evaluated. LSTM nodes chain into a stack where one node's Y reaches the
 next node's X through reshaping ops only; select= names the first LSTM node of a stack or its name
-scope ("/encoder"). A node using what the canonical LSTM cannot express (clip, non-default
+scope ("/encoder"), and spec.num_layers nodes are taken from there (two LSTMs where one reads the
+other's y chain like one stack: the first node's name tells them apart). A node using what the canonical LSTM cannot express (clip, non-default
 activations, activation_alpha/beta, input_forget, sequence_lens, direction "reverse") is refused with
 UnsupportedFeature naming the attribute. Not checked: that the ops between chained layers are the
 standard transpose + reshape (what every exporter writes); the torch export case runs the file itself.
