@@ -479,9 +479,8 @@ class OnnxBackend(Backend):
 
     # Running ------------------------------------------------------------------------------------
     def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu") -> Prepared:
-        dtype = np.dtype(dtype)
-        native = self.export(model, dtype)
-        return Prepared(native, self.adapt(model).spec, dtype, self.layout_for_batch_first, self.compile)
+        dtype, adapted = np.dtype(dtype), self.adapt(model)
+        return Prepared(self.to_native(adapted, dtype), adapted.spec, dtype, self.layout_for_batch_first, self.compile)
 
     def compile(self, proto) -> Callable[[dict], list]:
         import onnxruntime as ort
