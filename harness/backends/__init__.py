@@ -146,6 +146,8 @@ _REGISTRY: dict[str, str] = {
     "numpy": "harness.backends.numpy_ref:NumpyBackend",
     "torch": "harness.backends.torch:TorchBackend",
     "keras": "harness.backends.keras:KerasBackend",
+    "onnx": "harness.backends.onnx:OnnxBackend",
+    "onnx-reference": "harness.backends.onnx_reference:OnnxReferenceBackend",
 }
 _INSTANCES: dict[str, Backend] = {}
 

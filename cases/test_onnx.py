@@ -1,0 +1,396 @@
+"""The ONNX backends beyond the agreement matrix: every exported model passes onnx.checker, the
+native <-> canonical round trip is exact, a torch.onnx.export file is imported and agrees, nodes the
+canonical LSTM cannot express are refused by attribute, select= picks one LSTM among several, bad
+input gets a clear error, and what each runtime lacks is declared (and still true).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from harness import backends, catalogue
+from harness.backends import UnsupportedFeature
+from harness.canonical import CanonicalLSTM
+from harness.compare import compare, tolerance_for
+from harness.outputs import LSTMOutput
+from harness.spec import LSTMSpec
+
+onnx = pytest.importorskip("onnx", reason="not installed: onnx")
+helper = onnx.helper
+
+ORT = backends.get("onnx")
+REF = backends.get("onnx-reference")
+EXPRESSIBLE = [c for c in catalogue.CASES if REF.supports(c.spec, "float64") is None]
+SPEC_2BI = LSTMSpec(input_size=5, hidden_size=7, num_layers=2, bidirectional=True)
+
+
+def _ort_or_skip():
+    reason = ORT.installed()
+    if reason:
+        pytest.skip(f"not installed: {reason}")
+
+
+def _lstm_node(proto, k=0):
+    return [n for n in proto.graph.node if n.op_type == "LSTM"][k]
+
+
+# Export ----------------------------------------------------------------------------------------
+def test_onnx_expresses_every_case_but_projection_and_cell_clip():
+    for case in catalogue.CASES:
+        reason = REF.supports(case.spec, "float64")
+        beyond_onnx = bool(case.spec.proj_size) or case.spec.cell_clip is not None
+        assert (reason is not None) == beyond_onnx, (case.name, reason)
+
+
+@pytest.mark.parametrize("expressible", EXPRESSIBLE, ids=[c.name for c in EXPRESSIBLE])
+def test_every_exported_model_passes_the_checker(expressible):
+    model = expressible.model()
+    for backend in (ORT, REF):
+        for dtype in backend.capabilities.dtypes:
+            for batch_first in (False, True):
+                for initial_state in (True, False):
+                    proto = backend.export_model(model, dtype, batch_first=batch_first, initial_state=initial_state)
+                    onnx.checker.check_model(proto, full_check=True)
+                    layouts = {helper.get_attribute_value(a) for n in proto.graph.node if n.op_type == "LSTM"
+                               for a in n.attribute if a.name == "layout"}
+                    assert layouts == {1 if batch_first and backend is REF else 0}
+
+
+def test_export_writes_the_onnx_layout():
+    """Gate order i, o, f, c; B = [Wb, Rb]; P in order i, o, f: read back by hand, not by import_."""
+    spec = LSTMSpec(input_size=2, hidden_size=3, bidirectional=True, peephole=True)
+    model = CanonicalLSTM.random(spec, seed=3)
+    native = ORT.export(model, np.float64)
+    H = 3
+    for d in range(2):
+        lw = model.weights[(0, d)]
+        canon = dict(zip("ifgo", np.split(lw.W_ih, 4)))
+        for j, gate in enumerate("iofg"):
+            np.testing.assert_array_equal(native["lstm_0.W"][d, j * H:(j + 1) * H], canon[gate])
+        np.testing.assert_array_equal(native["lstm_0.B"][d, 4 * H + H:4 * H + 2 * H], lw.b_hh[3 * H:])  # Rb of o
+        np.testing.assert_array_equal(native["lstm_0.P"][d], np.concatenate([lw.w_i, lw.w_o, lw.w_f]))
+
+
+def test_forget_bias_is_folded_and_clips_refused_with_their_reason():
+    spec = SPEC_2BI.replace(forget_bias=0.7)
+    native = ORT.export(CanonicalLSTM.random(spec), np.float32)
+    assert native.folded and "forget_bias=0.7" in native.folded[0]
+    reason = ORT.supports(SPEC_2BI.replace(cell_clip=0.5))
+    assert "cell_clip" in reason and "clip attribute" in reason
+    assert "projection" in REF.supports(SPEC_2BI.replace(proj_size=4), "float64")
+
+
+# Round trip ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("expressible", EXPRESSIBLE, ids=[c.name for c in EXPRESSIBLE])
+def test_round_trip_is_exact(expressible, tmp_path):
+    model = expressible.model()
+    adapted = ORT.adapt(model)  # forget_bias folded into the bias
+    assert ORT.import_(ORT.export(model, np.float64), adapted.spec) == adapted
+    assert ORT.import_(REF.export_model(model, "float64", batch_first=True), adapted.spec) == adapted  # layout=1 nodes
+    path = tmp_path / "lstm.onnx"
+    onnx.save(ORT.export_model(model, "float32", initial_state=False), path)
+    rounded = adapted.rounded("float32")
+    assert ORT.import_(path, adapted.spec) == rounded
+    assert ORT.import_(path.read_bytes(), adapted.spec) == rounded
+    native = ORT.export(model, np.float32)
+    again = ORT.export(ORT.import_(native, adapted.spec), np.float32)
+    assert sorted(again) == sorted(native)
+    for key in native:
+        assert again[key].dtype == native[key].dtype and np.array_equal(again[key], native[key]), key
+
+
+def test_import_finds_initializers_under_a_prefix():
+    native = ORT.export(CanonicalLSTM.random(SPEC_2BI), np.float64)
+    both = {**{f"enc.{k}": v for k, v in native.items()}, **{f"dec.{k}": v for k, v in native.items()}}
+    assert ORT.import_(both, SPEC_2BI, select="enc") == CanonicalLSTM.random(SPEC_2BI)
+    with pytest.raises(ValueError, match="pass select="):
+        ORT.import_(both, SPEC_2BI)
+
+
+# Import from torch.onnx.export ------------------------------------------------------------------
+def _export_torch(module, args, path, **kw):
+    torch = pytest.importorskip("torch", reason="not installed: torch")
+    if kw.get("dynamo", True):
+        pytest.importorskip("onnxscript", reason="not installed: onnxscript (torch.onnx.export's current exporter)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecation and tracing chatter
+        with torch.no_grad():
+            torch.onnx.export(module.eval(), args, str(path), verbose=False, **kw)
+    return path
+
+
+def _torch_lstm_and_inputs(seed=0):
+    torch = pytest.importorskip("torch", reason="not installed: torch")
+    torch.manual_seed(seed)
+    lstm = torch.nn.LSTM(5, 7, num_layers=2, bidirectional=True)
+    x, h0, c0 = CanonicalLSTM.random(SPEC_2BI).random_inputs(3, 6, seed=1)
+    return lstm, tuple(torch.from_numpy(a.astype(np.float32)) for a in (x, h0, c0))
+
+
+def _with_state(lstm):
+    """torch.nn.LSTM called as lstm(x, (h0, c0)): the module torch.onnx.export traces."""
+    import torch
+
+    class WithState(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = lstm
+
+        def forward(self, x, h0, c0):
+            return self.lstm(x, (h0, c0))
+
+    return WithState()
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "legacy-unfolded"])
+def test_torch_onnx_export_imports_exactly_and_agrees(exporter, tmp_path):
+    """The current exporter, and the legacy one without constant folding (W, R, B as Slice/Concat/Unsqueeze
+    of the torch parameters, evaluated on import)."""
+    _ort_or_skip()
+    torch = pytest.importorskip("torch", reason="not installed: torch")
+    lstm, args = _torch_lstm_and_inputs()
+    kw = {"dynamo": True} if exporter == "dynamo" else {"dynamo": False, "do_constant_folding": False}
+    path = _export_torch(_with_state(lstm), args, tmp_path / "torch.onnx", input_names=["x", "h0", "c0"], **kw)
+    if exporter == "legacy-unfolded":
+        w_input = _lstm_node(onnx.load(path)).input[1]
+        assert w_input not in {t.name for t in onnx.load(path).graph.initializer}  # really a computed W
+
+    imported = ORT.import_(path, SPEC_2BI)
+    assert imported == backends.get("torch").import_(lstm.state_dict(), SPEC_2BI)  # exact: same float32 values
+
+    import onnxruntime as ort
+
+    x, h0, c0 = (a.numpy() for a in args)
+    y, h_n, c_n = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x, "h0": h0, "c0": c0})
+    expected = imported.forward(x, h0, c0)
+    tol = tolerance_for("float32", "exact", "onnx")
+    with torch.no_grad():
+        y_t, (h_t, c_t) = lstm(*args[:1], args[1:])
+    runs = {"the file in onnxruntime": LSTMOutput(y, h_n, c_n),
+            "the torch.nn.LSTM itself": LSTMOutput.of(y_t, h_t, c_t),
+            "the import, re-exported": ORT.run(ORT.prepare(imported), x, h0, c0)}
+    for what, actual in runs.items():
+        comparison = compare(SPEC_2BI, actual, expected, tol)
+        assert comparison.ok, comparison.message(f" ({what}, {exporter} exporter)")
+
+
+def _several():
+    """An encoder (2 layers, bidirectional) whose y feeds a decoder, and a side LSTM on the same x."""
+    import torch
+
+    class Several(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = torch.nn.LSTM(5, 7, num_layers=2, bidirectional=True)
+            self.dec = torch.nn.LSTM(14, 6)
+            self.side = torch.nn.LSTM(5, 3)
+
+        def forward(self, x):
+            y, _ = self.enc(x)
+            d, _ = self.dec(y)
+            s, _ = self.side(x)
+            return d, s
+
+    torch.manual_seed(1)
+    return Several()
+
+
+SPEC_DEC = LSTMSpec(input_size=14, hidden_size=6)
+SPEC_SIDE = LSTMSpec(input_size=5, hidden_size=3)
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "legacy"])
+def test_select_picks_one_lstm_among_several(exporter, tmp_path):
+    torch = pytest.importorskip("torch", reason="not installed: torch")
+    module = _several()
+    path = _export_torch(module, (torch.zeros(6, 3, 5),), tmp_path / "several.onnx", dynamo=exporter == "dynamo")
+    graph = onnx.load(path).graph
+    inits = {i.name: tuple(i.dims) for i in graph.initializer}
+    by_w = {inits.get(n.input[1]): n.name for n in graph.node if n.op_type == "LSTM"}
+    enc, dec, side = by_w[(2, 28, 5)], by_w[(1, 24, 14)], by_w[(1, 12, 5)]
+    to_canonical = backends.get("torch").import_
+
+    # Three stacks by dataflow: enc -> dec chain into 3 layers, side alone. Nothing is guessed.
+    with pytest.raises(ValueError, match=r"2 stack\(s\): 3 layer\(s\) from .*1 layer\(s\) from .*Pass select="):
+        ORT.import_(path, SPEC_2BI)
+    assert ORT.import_(path, SPEC_2BI, select=enc) == to_canonical(module.enc.state_dict(), SPEC_2BI)
+    assert ORT.import_(path, SPEC_DEC, select=dec) == to_canonical(module.dec.state_dict(), SPEC_DEC)
+    assert ORT.import_(path, SPEC_SIDE, select=side) == to_canonical(module.side.state_dict(), SPEC_SIDE)
+    with pytest.raises(ValueError, match="names no LSTM node"):
+        ORT.import_(path, SPEC_2BI, select="nowhere")
+    with pytest.raises(ValueError, match=r"has 1 layer\(s\)"):
+        ORT.import_(path, SPEC_2BI, select=side)
+    if exporter == "legacy":  # name scopes: /enc/LSTM, /enc/LSTM_1, /dec/LSTM
+        assert ORT.import_(path, SPEC_2BI, select="/enc") == to_canonical(module.enc.state_dict(), SPEC_2BI)
+        assert ORT.import_(path, SPEC_DEC, select="dec") == to_canonical(module.dec.state_dict(), SPEC_DEC)
+        with pytest.raises(ValueError, match="also matches LSTM node"):
+            ORT.import_(path, SPEC_2BI.replace(num_layers=1, input_size=5), select="/enc")
+
+
+# Refusal -----------------------------------------------------------------------------------------
+def _set(name, value):
+    def edit(proto):
+        _lstm_node(proto).attribute.append(helper.make_attribute(name, value))
+    return edit
+
+
+def _sequence_lens(proto):
+    node = _lstm_node(proto)
+    ins = list(node.input) + [""] * (5 - len(node.input))
+    ins[4] = "seq_lens"
+    del node.input[:]
+    node.input.extend(ins)
+    proto.graph.input.append(helper.make_tensor_value_info("seq_lens", onnx.TensorProto.INT32, ["B"]))
+
+
+def _reverse(proto):
+    node = _lstm_node(proto)
+    for a in node.attribute:
+        if a.name == "direction":
+            a.s = b"reverse"
+
+
+@pytest.mark.parametrize("attribute, edit", [
+    ("clip", _set("clip", 3.0)),
+    ("activations", _set("activations", ["Sigmoid", "Tanh", "Relu"])),
+    ("activation_alpha", _set("activation_alpha", [1.0])),
+    ("input_forget", _set("input_forget", 1)),
+    ("sequence_lens", _sequence_lens),
+    ("direction='reverse'", _reverse),
+])
+def test_import_refuses_a_node_the_canonical_lstm_cannot_express(attribute, edit):
+    proto = ORT.export_model(CanonicalLSTM.random(LSTMSpec(input_size=5, hidden_size=7)))
+    edit(proto)
+    onnx.checker.check_model(proto, full_check=True)  # still a valid model: refused for what it means
+    with pytest.raises(UnsupportedFeature, match=attribute):
+        ORT.import_(proto, LSTMSpec(input_size=5, hidden_size=7))
+
+
+def test_import_accepts_default_attributes_stated_explicitly():
+    spec = LSTMSpec(input_size=5, hidden_size=7)
+    proto = ORT.export_model(CanonicalLSTM.random(spec))
+    for name, value in (("activations", ["Sigmoid", "Tanh", "Tanh"]), ("input_forget", 0)):
+        _set(name, value)(proto)
+    assert ORT.import_(proto, spec) == CanonicalLSTM.random(spec).rounded("float32")
+
+
+# Bad input ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    (dict(hidden_size=6), "hidden_size=7, but spec.hidden_size=6"),
+    (dict(input_size=4), r"W has shape \(2, 28, 5\), expected \(2, 28, 4\)"),
+    (dict(bidirectional=False), "direction='bidirectional', but spec.bidirectional=False"),
+    (dict(num_layers=3), r"1 stack\(s\): 2 layer\(s\)"),
+    (dict(peephole=True), "no peepholes P, but spec.peephole=True"),
+    (dict(bias="none"), "nonzero bias B, but spec.bias='none'"),
+    (dict(bias="single"), "Rb = B"),
+    (dict(forget_bias=1.0), "no run-time forget_bias"),
+    (dict(proj_size=4), "projection"),
+])
+def test_import_names_what_does_not_match_the_spec(change, message):
+    proto = ORT.export_model(CanonicalLSTM.random(SPEC_2BI))
+    with pytest.raises(ValueError, match=message):
+        ORT.import_(proto, SPEC_2BI.replace(**change))
+
+
+def test_import_of_bad_sources_names_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no ONNX file at"):
+        ORT.import_(tmp_path / "missing.onnx", SPEC_2BI)
+    with pytest.raises(TypeError, match="got int"):
+        ORT.import_(3, SPEC_2BI)
+    native = ORT.export(CanonicalLSTM.random(SPEC_2BI), np.float64)
+    del native["lstm_1.W"], native["lstm_1.R"], native["lstm_1.B"]
+    with pytest.raises(ValueError, match=r"layers \[0\], but spec.num_layers=2"):
+        ORT.import_(native, SPEC_2BI)
+    # W fed at run time is not a stored weight
+    proto = ORT.export_model(CanonicalLSTM.random(SPEC_2BI))
+    w = next(i for i in proto.graph.initializer if i.name == "lstm_0.W")
+    proto.graph.initializer.remove(w)
+    proto.graph.input.append(helper.make_tensor_value_info("lstm_0.W", w.data_type, list(w.dims)))
+    with pytest.raises(ValueError, match="input W: 'lstm_0.W' depends on the graph input 'lstm_0.W'"):
+        ORT.import_(proto, SPEC_2BI)
+    empty = helper.make_model(helper.make_graph([], "empty", [], []))
+    with pytest.raises(ValueError, match="no LSTM node"):
+        ORT.import_(empty, SPEC_2BI)
+
+
+@pytest.mark.parametrize("backend", [ORT, REF], ids=["onnx", "onnx-reference"])
+def test_run_names_a_bad_input(backend):
+    if backend.installed():
+        pytest.skip(f"not installed: {backend.installed()}")
+    model = CanonicalLSTM.random(SPEC_2BI)
+    prepared = backend.prepare(model)
+    x, h0, c0 = model.random_inputs(3, 4)
+    with pytest.raises(ValueError, match=r"x: expected last dimension input_size=5, got shape \(4, 3, 6\)"):
+        backend.run(prepared, np.zeros((4, 3, 6)), h0, c0)
+    with pytest.raises(ValueError, match=r"h0: expected shape \(4, 3, 7\)"):
+        backend.run(prepared, x, h0[:2], c0)
+
+
+def test_build_model_refuses_a_bad_layout():
+    from harness.backends.onnx import build_model
+
+    native = ORT.export(CanonicalLSTM.random(SPEC_2BI), np.float32)
+    with pytest.raises(ValueError, match="layout must be 0"):
+        build_model(native, layout=2)
+    with pytest.raises(ValueError, match="layout=1 .* needs batch_first=True"):
+        build_model(native, layout=1)
+
+
+# Running ---------------------------------------------------------------------------------------
+def test_a_prepared_model_builds_each_session_once(monkeypatch):
+    _ort_or_skip()
+    built = []
+    compile_ = ORT.compile
+    monkeypatch.setattr(ORT, "compile", lambda proto: built.append(proto) or compile_(proto))
+    model = CanonicalLSTM.random(SPEC_2BI)
+    prepared = ORT.prepare(model)
+    x, h0, c0 = model.random_inputs(3, 4)
+    first = ORT.run(prepared, x.astype(np.float32), h0, c0)
+    second = ORT.run(prepared, x.astype(np.float32), h0, c0)
+    assert len(built) == 1 and all(np.array_equal(a, b) for a, b in zip(first, second))
+    ORT.run(prepared, x.transpose(1, 0, 2), None, None, batch_first=True)
+    assert len(built) == 2
+
+
+# What each runtime lacks: declared, and still true ---------------------------------------------
+def test_onnxruntime_gaps_are_declared_not_crashed_into():
+    assert "float64" in ORT.supports(SPEC_2BI, "float64")
+    assert REF.supports(SPEC_2BI, "float64") is None
+    assert ORT.layout_for_batch_first == 0 and REF.layout_for_batch_first == 1
+
+
+def test_declared_onnxruntime_gaps_still_hold():
+    """If this fails, onnxruntime gained float64 or layout=1 LSTMs: update OnnxBackend.lacks and capabilities."""
+    _ort_or_skip()
+    model = CanonicalLSTM.random(SPEC_2BI)
+    x, h0, c0 = model.random_inputs(3, 4)
+    run64 = ORT.compile(REF.export_model(model, "float64"))  # the session builds ...
+    with pytest.raises(Exception, match="does not support double"):  # ... and running it fails
+        run64({"x": x, "h0": h0, "c0": c0})
+    with pytest.raises(Exception, match="layout"):
+        ORT.compile(REF.export_model(model, "float32", batch_first=True))
+
+
+@pytest.mark.parametrize("attribute, edit", [
+    ("clip", _set("clip", 0.05)),
+    ("activations", _set("activations", ["Sigmoid", "Relu", "Tanh"])),
+    ("input_forget", _set("input_forget", 1)),
+    ("sequence_lens", _sequence_lens),
+])
+def test_declared_reference_gaps_still_hold(attribute, edit):
+    """ReferenceEvaluator ignores these (onnxruntime applies them). If this fails, it implements one now:
+    update OnnxReferenceBackend.lacks."""
+    assert attribute in REF.lacks
+    model = CanonicalLSTM.random(LSTMSpec(input_size=5, hidden_size=7))
+    feeds = {"x": np.random.default_rng(0).uniform(-3, 3, (6, 2, 5)).astype(np.float32)}
+    plain = REF.export_model(model, initial_state=False)
+    edited = REF.export_model(model, initial_state=False)
+    edit(edited)
+    edited_feeds = {**feeds, "seq_lens": np.array([3, 6], np.int32)} if attribute == "sequence_lens" else feeds
+    assert np.array_equal(REF.compile(plain)(feeds)[0], REF.compile(edited)(edited_feeds)[0])
+    if not ORT.installed():
+        assert not np.allclose(ORT.compile(plain)(feeds)[0], ORT.compile(edited)(edited_feeds)[0])

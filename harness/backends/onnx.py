@@ -1,0 +1,513 @@
+"""`onnx`: the ONNX LSTM operator, one node per layer, run in onnxruntime. The model building and the
+import live here and are shared with `onnx-reference` (onnx.reference.ReferenceEvaluator).
+
+ONNX's layout, per node (= one layer), D = 1 (direction "forward") or 2 ("bidirectional"):
+  W [D, 4H, in], R [D, 4H, H], B [D, 8H] = [Wb, Rb] (b_ih, b_hh), P [D, 3H] peepholes in order i, o, f;
+  gate order i, o, f, c (c is the canonical g); Y [T, D, B, H], Y_h and Y_c [D, B, H] (layout 0).
+
+Native parameters: a NativeDict of the exported model's initializers, under the names it gives them:
+  lstm_{k}.W, lstm_{k}.R, lstm_{k}.B (absent for bias="none"), lstm_{k}.P (only with peepholes).
+  (Not the ModelProto itself: a protobuf message cannot carry `.folded`, and one set of initializers
+  builds every input form a runtime needs: time- or batch-major, with or without initial state.)
+build_model(native) (or OnnxBackend.export_model(canonical)) makes the onnx.ModelProto from them:
+  inputs x [T, B, in] (or [B, T, in]), h0 [L*D, B, H], c0 [L*D, B, H] (left out for the default zero
+  state); outputs y [T, B, D*H] (or [B, T, D*H]), h_n, c_n [L*D, B, H]: torch.nn.LSTM's interface.
+  Layer k reads h0[k*D:(k+1)*D] (a Split); between layers Y [T, D, B, H] is transposed to [T, B, D, H]
+  and reshaped to [T, B, D*H]. A bidirectional layer is one node with direction "bidirectional".
+  layout=1 builds batch-major nodes (Y [B, T, D, H] reshaped to [B, T, D*H], states [B, D, H]).
+
+Import reads that NativeDict (any key prefix), an onnx.ModelProto, a path to an .onnx file or its
+bytes, e.g. one written by torch.onnx.export. W, R, B, P may be initializers, Constant nodes or
+constant expressions of them (the legacy exporter without constant folding writes Slice/Concat of
+initializers); those are evaluated. LSTM nodes chain into a stack where one node's Y reaches the
+next node's X through reshaping ops only; select= names the first LSTM node of a stack or its name
+scope ("/encoder"), and spec.num_layers nodes are taken from there (two LSTMs where one reads the
+other's y chain like one stack: the first node's name tells them apart). A node using what the canonical LSTM cannot express (clip, non-default
+activations, activation_alpha/beta, input_forget, sequence_lens, direction "reverse") is refused with
+UnsupportedFeature naming the attribute. Not checked: that the ops between chained layers are the
+standard transpose + reshape (what every exporter writes); the torch export case runs the file itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..canonical import CanonicalLSTM, LayerWeights
+from ..oracle import check_inputs
+from ..outputs import LSTMOutput
+from ..spec import LSTMSpec
+from . import Backend, Capabilities, NativeDict, UnsupportedFeature
+from ._names import group_by_prefix, pick, to_numpy
+
+OPSET = 21  # LSTM-14 semantics (the layout attribute); run by onnxruntime 1.32 and onnx.reference
+IR_VERSION = 10  # the IR version released with opset 21
+
+# ONNX gate block j holds canonical block _TO_ONNX[j] (i, o, f, c = g); _TO_CANONICAL is the inverse.
+_TO_ONNX = (0, 3, 1, 2)
+_TO_CANONICAL = (0, 2, 3, 1)
+_DEFAULT_ACTIVATIONS = ["sigmoid", "tanh", "tanh"]
+_LOCAL = r"lstm_\d+\.(?:W|R|B|P)"  # the local names of the native initializers
+# Ops that only move data: an LSTM node's Y reaching another LSTM's X through these makes them a stack.
+_RESHAPING = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Flatten"}
+
+
+def _gates(a: np.ndarray, order: tuple[int, ...], H: int) -> np.ndarray:
+    """The four H-row gate blocks of `a` (along axis 0) in `order`."""
+    return np.concatenate([a[j * H : (j + 1) * H] for j in order], axis=0)
+
+
+# Canonical <-> native -------------------------------------------------------------------------
+def to_native(model: CanonicalLSTM, dtype) -> NativeDict:
+    """The per-node initializers of an (already adapted) model: no projection, clips or forget_bias."""
+    spec, H = model.spec, model.spec.hidden_size
+    out = NativeDict()
+    for k in range(spec.num_layers):
+        units = [model.weights[(k, d)] for d in range(spec.num_directions)]
+        out[f"lstm_{k}.W"] = np.stack([_gates(u.W_ih, _TO_ONNX, H) for u in units]).astype(dtype)
+        out[f"lstm_{k}.R"] = np.stack([_gates(u.W_hh, _TO_ONNX, H) for u in units]).astype(dtype)
+        if spec.bias != "none":
+            out[f"lstm_{k}.B"] = np.stack(
+                [np.concatenate([_gates(u.b_ih, _TO_ONNX, H), _gates(u.b_hh, _TO_ONNX, H)]) for u in units]
+            ).astype(dtype)
+        if spec.peephole:
+            out[f"lstm_{k}.P"] = np.stack([np.concatenate([u.w_i, u.w_o, u.w_f]) for u in units]).astype(dtype)
+    return out
+
+
+@dataclass
+class _Node:
+    """One LSTM node as read for import: its name, tensors (W, R and any of B, P) and attributes."""
+
+    name: str
+    tensors: dict[str, np.ndarray]
+    direction: str | None = None  # None: not stated (a NativeDict); W's first dimension says it
+    hidden_size: int | None = None
+
+
+def _unit_weights(node: _Node, spec: LSTMSpec, k: int) -> dict[tuple[int, int], LayerWeights]:
+    """The canonical weights of layer k from one node, after checking it against the spec."""
+    D, H, n_in = spec.num_directions, spec.hidden_size, spec.layer_input_size(k)
+    where = f"onnx import: LSTM node {node.name!r} (layer {k})"
+    want_dir = "bidirectional" if spec.bidirectional else "forward"
+    if node.direction is not None and node.direction != want_dir:
+        raise ValueError(f"{where}: direction={node.direction!r}, but spec.bidirectional={spec.bidirectional}")
+    if node.hidden_size is not None and node.hidden_size != H:
+        raise ValueError(f"{where}: hidden_size={node.hidden_size}, but spec.hidden_size={H}")
+    shapes = {"W": (D, 4 * H, n_in), "R": (D, 4 * H, H), "B": (D, 8 * H), "P": (D, 3 * H)}
+    t = node.tensors
+    for name in ("W", "R"):
+        if name not in t:
+            raise ValueError(f"{where}: no {name}")
+    for name, arr in t.items():
+        if arr.shape != shapes[name]:
+            raise ValueError(f"{where}: {name} has shape {arr.shape}, expected {shapes[name]} "
+                             f"(D={D}, H={H}, input size {n_in}) for spec {spec.features()}")
+    B = t.get("B")
+    if B is None and spec.bias != "none":
+        raise ValueError(f"{where}: has no bias B, but spec.bias={spec.bias!r} (describe it with bias='none')")
+    if B is not None and spec.bias == "none" and np.any(B):
+        raise ValueError(f"{where}: has a nonzero bias B, but spec.bias='none'")
+    if B is not None and spec.bias == "single" and np.any(B[:, 4 * H :]):
+        raise ValueError(f"{where}: the recurrence bias Rb = B[:, 4H:] is nonzero, but spec.bias='single' "
+                         "(describe it with bias='double')")
+    P = t.get("P")
+    if P is None and spec.peephole:
+        raise ValueError(f"{where}: has no peepholes P, but spec.peephole=True")
+    if P is not None and not spec.peephole and np.any(P):
+        raise ValueError(f"{where}: has nonzero peepholes P, but spec.peephole=False")
+    out = {}
+    for d in range(D):
+        bias = np.zeros(8 * H) if B is None or spec.bias == "none" else B[d]
+        lw = LayerWeights(
+            W_ih=_gates(t["W"][d], _TO_CANONICAL, H), W_hh=_gates(t["R"][d], _TO_CANONICAL, H),
+            b_ih=_gates(bias[: 4 * H], _TO_CANONICAL, H), b_hh=_gates(bias[4 * H :], _TO_CANONICAL, H),
+        )
+        if spec.peephole:
+            lw.w_i, lw.w_o, lw.w_f = P[d, :H], P[d, H : 2 * H], P[d, 2 * H :]
+        out[(k, d)] = lw
+    return out
+
+
+def _nodes_from_mapping(native: Mapping, spec: LSTMSpec, select: str | None) -> list[_Node]:
+    params = pick(group_by_prefix(native, _LOCAL), select, "ONNX LSTM (lstm_<k>.W/R/B/P)")
+    layers: dict[int, dict[str, np.ndarray]] = defaultdict(dict)
+    for local, value in params.items():
+        node, kind = local.split(".")
+        layers[int(node[len("lstm_"):])][kind] = to_numpy(local, value)
+    if sorted(layers) != list(range(spec.num_layers)):
+        raise ValueError(f"onnx import: found initializers of layers {sorted(layers)}, "
+                         f"but spec.num_layers={spec.num_layers} needs layers {list(range(spec.num_layers))}")
+    return [_Node(f"lstm_{k}", layers[k]) for k in range(spec.num_layers)]
+
+
+# Reading any ONNX model ----------------------------------------------------------------------
+def _load(native) -> Any:
+    import onnx
+
+    if isinstance(native, onnx.ModelProto):
+        return native
+    if isinstance(native, (bytes, bytearray)):
+        return onnx.load_model_from_string(bytes(native))
+    if isinstance(native, (str, os.PathLike)):
+        path = Path(native)
+        if not path.is_file():
+            raise FileNotFoundError(f"onnx import: no ONNX file at {path}")
+        return onnx.load(str(path))  # reads external data files beside it too
+    raise TypeError("onnx import: expected a NativeDict of lstm_<k>.W/R/B/P arrays, an onnx.ModelProto, a path "
+                    f"to an .onnx file or its bytes, got {type(native).__name__}")
+
+
+class _Graph:
+    """The main graph of a model, indexed for finding LSTM stacks and constant values."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        g = model.graph
+        self.nodes = list(g.node)
+        self.inits = {t.name: t for t in g.initializer}
+        self.inputs = {i.name for i in g.input} - set(self.inits)
+        self.producer = {o: n for n in self.nodes for o in n.output if o}
+        self.consumers: dict[str, list] = defaultdict(list)
+        for n in self.nodes:
+            for i in n.input:
+                if i:
+                    self.consumers[i].append(n)
+
+    def value(self, name: str, what: str) -> np.ndarray:
+        """The constant behind tensor `name`: an initializer, or a constant expression evaluated."""
+        from onnx import TensorProto, numpy_helper
+
+        if name in self.inits:
+            tensor = self.inits[name]
+            if tensor.data_location == TensorProto.EXTERNAL:
+                raise ValueError(f"{what}: initializer {name!r} keeps its data in an external file that was not "
+                                 "loaded; pass the .onnx path (or onnx.load it) so the data is read")
+            return numpy_helper.to_array(tensor)
+        return self._fold(name, what)
+
+    def _fold(self, name: str, what: str) -> np.ndarray:
+        """Evaluate the nodes that compute `name` (Constant, Slice, Concat...) if they read no graph input."""
+        import onnx
+        from onnx.reference import ReferenceEvaluator
+
+        needed, inits, todo = set(), [], [name]
+        while todo:
+            t = todo.pop()
+            if t in self.inits:
+                inits.append(self.inits[t])
+            elif t in self.producer:
+                n = self.producer[t]
+                if id(n) not in needed:
+                    needed.add(id(n))
+                    todo += [i for i in n.input if i]
+            elif t in self.inputs:
+                raise ValueError(f"{what}: {name!r} depends on the graph input {t!r}, fed at run time: "
+                                 "not a stored weight")
+            else:
+                raise ValueError(f"{what}: {name!r} is neither an initializer nor an output of any node")
+        graph = onnx.helper.make_graph([n for n in self.nodes if id(n) in needed], "fold", [],
+                                       [onnx.ValueInfoProto(name=name)], list({i.name: i for i in inits}.values()))
+        sub = onnx.helper.make_model(graph, opset_imports=self.model.opset_import, ir_version=self.model.ir_version,
+                                     functions=self.model.functions)
+        return np.asarray(ReferenceEvaluator(sub).run([name], {})[0])
+
+    def next_layer(self, node):
+        """The one LSTM node whose X is this node's Y through reshaping ops only, else None."""
+        found, todo = {}, [node.output[0]] if node.output and node.output[0] else []
+        while todo:
+            t = todo.pop()
+            for c in self.consumers.get(t, []):
+                if c.input[0] != t:
+                    continue
+                if c.op_type == "LSTM":
+                    found[id(c)] = c
+                elif c.op_type in _RESHAPING and c.output and c.output[0]:
+                    todo.append(c.output[0])
+        return next(iter(found.values())) if len(found) == 1 else None  # several readers: not one stack
+
+
+def _stack(graph: _Graph, spec: LSTMSpec, select: str | None) -> list:
+    """The spec.num_layers chained LSTM nodes to import (see the module docstring for select=)."""
+    lstms = [n for n in graph.nodes if n.op_type == "LSTM" and n.domain in ("", "ai.onnx")]
+    if not lstms:
+        where = " (LSTM nodes inside model-local functions are not searched)" if any(
+            n.op_type == "LSTM" for f in graph.model.functions for n in f.node) else ""
+        raise ValueError(f"onnx import: the model's main graph has no LSTM node{where}")
+    nxt = {id(n): graph.next_layer(n) for n in lstms}
+    followers = {id(v) for v in nxt.values() if v is not None}
+
+    def chain(start, limit=None):
+        out = [start]
+        while nxt[id(out[-1])] is not None and (limit is None or len(out) < limit):
+            out.append(nxt[id(out[-1])])
+        return out
+
+    L = spec.num_layers
+    if select is None:
+        stacks = [chain(n) for n in lstms if id(n) not in followers]
+        if len(stacks) == 1 and len(stacks[0]) == L:
+            return stacks[0]
+        found = "; ".join(f"{len(s)} layer(s) from {s[0].name!r}" for s in stacks)
+        raise ValueError(f"onnx import: the model's LSTM nodes form {len(stacks)} stack(s): {found}; "
+                         f"spec.num_layers={L}. Pass select= the name of the first LSTM node (or the name scope) "
+                         "of the one to import")
+    scope = select.strip("/")
+    matched = [n for n in lstms if n.name.strip("/") == scope or n.name.lstrip("/").startswith(scope + "/")]
+    if not matched:
+        raise ValueError(f"onnx import: select={select!r} names no LSTM node and no scope of one; "
+                         f"the LSTM nodes are {[n.name for n in lstms]}")
+    taken = chain(matched[0], L)
+    names = [n.name for n in taken]
+    if len(taken) < L:
+        raise ValueError(f"onnx import: select={select!r}: the stack from LSTM node {matched[0].name!r} has "
+                         f"{len(taken)} layer(s) {names}, but spec.num_layers={L}")
+    stray = [n.name for n in matched if all(n is not t for t in taken)]
+    if stray:
+        raise ValueError(f"onnx import: select={select!r} also matches LSTM node(s) {stray} outside the "
+                         f"{L}-layer stack {names} (spec.num_layers={L})")
+    return taken
+
+
+def _refuse_unexpressible(node) -> None:
+    """UnsupportedFeature, naming the attribute, for a node the canonical LSTM cannot express."""
+    from onnx.helper import get_attribute_value
+
+    attrs = {a.name: get_attribute_value(a) for a in node.attribute}
+    where = f"onnx import: LSTM node {node.name!r}"
+    if "clip" in attrs:
+        raise UnsupportedFeature(f"{where} sets clip={attrs['clip']:g}: ONNX clip bounds every gate pre-activation, "
+                                 "which the canonical LSTM cannot express (it is not cell_clip)")
+    acts = [a.decode().lower() for a in attrs.get("activations", [])]
+    if acts and acts not in (_DEFAULT_ACTIVATIONS, _DEFAULT_ACTIVATIONS * 2):
+        raise UnsupportedFeature(f"{where} sets activations={[a.decode() for a in attrs['activations']]}: "
+                                 "the canonical LSTM uses Sigmoid, Tanh, Tanh")
+    for name in ("activation_alpha", "activation_beta"):
+        if name in attrs:
+            raise UnsupportedFeature(f"{where} sets {name}={attrs[name]}: the canonical LSTM's activations "
+                                     "have no parameters")
+    if attrs.get("input_forget", 0):
+        raise UnsupportedFeature(f"{where} sets input_forget={attrs['input_forget']} (input and forget gates "
+                                 "coupled): the canonical LSTM has no such coupling")
+    if len(node.input) > 4 and node.input[4]:
+        raise UnsupportedFeature(f"{where} has a sequence_lens input ({node.input[4]!r}): the canonical LSTM runs "
+                                 "every sequence to its full length")
+    if attrs.get("direction", b"forward") == b"reverse":
+        raise UnsupportedFeature(f"{where} has direction='reverse': the canonical LSTM has forward or "
+                                 "bidirectional layers, no reverse-only one")
+
+
+def _nodes_from_model(model, spec: LSTMSpec, select: str | None) -> list[_Node]:
+    from onnx.helper import get_attribute_value
+
+    graph = _Graph(model)
+    out = []
+    for node in _stack(graph, spec, select):
+        _refuse_unexpressible(node)
+        attrs = {a.name: get_attribute_value(a) for a in node.attribute}
+        slots = {"W": 1, "R": 2, "B": 3, "P": 7}
+        tensors = {kind: graph.value(node.input[i], f"onnx import: LSTM node {node.name!r} input {kind}")
+                   for kind, i in slots.items() if len(node.input) > i and node.input[i]}
+        out.append(_Node(node.name, tensors, attrs.get("direction", b"forward").decode(), attrs.get("hidden_size")))
+    return out
+
+
+# Building the model ---------------------------------------------------------------------------
+def build_model(native: Mapping[str, np.ndarray], *, batch_first: bool = False, initial_state: bool = True,
+                layout: int = 0):
+    """The ONNX model of exported initializers (see the module docstring for its interface).
+
+    layout=0: time-major nodes; batch-first x and y are transposed around them. layout=1: batch-major
+    nodes fed batch-first x directly (onnxruntime refuses layout=1).
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    if layout not in (0, 1):
+        raise ValueError(f"build_model: layout must be 0 (time-major) or 1 (batch-major), got {layout!r}")
+    if layout == 1 and not batch_first:
+        raise ValueError("build_model: layout=1 (batch-major nodes) needs batch_first=True input")
+    L = len({k.split(".")[0] for k in native})
+    required = {f"lstm_{k}.{t}" for k in range(L) for t in "WR"}
+    if not required <= set(native) <= {f"lstm_{k}.{t}" for k in range(L) for t in "WRBP"}:
+        raise ValueError(f"build_model: expected initializers lstm_0.W, lstm_0.R ... lstm_{L - 1}.R (and .B, .P), "
+                         f"got {sorted(native)}")
+    D, H4, n_in = native["lstm_0.W"].shape
+    H = H4 // 4
+    elem = helper.np_dtype_to_tensor_dtype(native["lstm_0.W"].dtype)
+    inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in native.items()]
+    inits.append(numpy_helper.from_array(np.array([0, 0, -1], dtype=np.int64), "merge_directions"))
+    nodes = []
+
+    def node(op: str, ins: list[str], outs: list[str], **attrs) -> str:
+        nodes.append(helper.make_node(op, ins, outs, **attrs))
+        return outs[0]
+
+    batch_dims = ["B", "T"] if batch_first else ["T", "B"]
+    inputs = [helper.make_tensor_value_info("x", elem, [*batch_dims, n_in])]
+    seq = "x" if layout == 1 or not batch_first else node("Transpose", ["x"], ["x_time_major"], perm=[1, 0, 2])
+    states = {}
+    for s, width in (("h", H), ("c", H)):
+        if not initial_state:
+            states[s] = [""] * L
+            continue
+        inputs.append(helper.make_tensor_value_info(f"{s}0", elem, [L * D, "B", width]))
+        per_layer = [f"{s}0"] if L == 1 else [f"{s}0_layer{k}" for k in range(L)]
+        if L > 1:
+            node("Split", [f"{s}0"], per_layer, axis=0, num_outputs=L)
+        if layout == 1:  # batch-major nodes take states [B, D, H]
+            per_layer = [node("Transpose", [p], [f"{s}0_layer{k}_batch_major"], perm=[1, 0, 2])
+                         for k, p in enumerate(per_layer)]
+        states[s] = per_layer
+    finals = {"h": [], "c": []}
+    for k in range(L):
+        names = {t: f"lstm_{k}.{t}" if f"lstm_{k}.{t}" in native else "" for t in "BP"}
+        ins = [seq, f"lstm_{k}.W", f"lstm_{k}.R", names["B"], "", states["h"][k], states["c"][k], names["P"]]
+        while not ins[-1]:
+            ins.pop()
+        y, y_h, y_c = (f"lstm_{k}.{o}" for o in ("Y", "Y_h", "Y_c"))
+        node("LSTM", ins, [y, y_h, y_c], name=f"lstm_{k}", hidden_size=H,
+             direction="bidirectional" if D == 2 else "forward", layout=layout)
+        if layout == 0:  # [T, D, B, H] -> [T, B, D, H]
+            y = node("Transpose", [y], [f"lstm_{k}.Y_time_batch"], perm=[0, 2, 1, 3])
+        else:  # states [B, D, H] -> [D, B, H]
+            y_h = node("Transpose", [y_h], [f"lstm_{k}.Y_h_direction_major"], perm=[1, 0, 2])
+            y_c = node("Transpose", [y_c], [f"lstm_{k}.Y_c_direction_major"], perm=[1, 0, 2])
+        last = k == L - 1 and (layout == 1 or not batch_first)
+        seq = node("Reshape", [y, "merge_directions"], ["y" if last else f"lstm_{k}.out"])
+        finals["h"].append(y_h)
+        finals["c"].append(y_c)
+    if seq != "y":
+        node("Transpose", [seq], ["y"], perm=[1, 0, 2])
+    node("Concat", finals["h"], ["h_n"], axis=0)
+    node("Concat", finals["c"], ["c_n"], axis=0)
+    outputs = [helper.make_tensor_value_info("y", elem, [*batch_dims, D * H]),
+               helper.make_tensor_value_info("h_n", elem, [L * D, "B", H]),
+               helper.make_tensor_value_info("c_n", elem, [L * D, "B", H])]
+    graph = helper.make_graph(nodes, "lstm", inputs, outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+                             producer_name="lstm-harness", doc_string=f"{L}-layer LSTM, onnx {onnx.__version__}")
+
+
+# The backends -------------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    """Exported initializers and one runner per input form, each built on its first use and kept."""
+
+    native: NativeDict
+    spec: LSTMSpec  # the adapted spec, for checking inputs
+    dtype: np.dtype
+    layout_for_batch_first: int
+    compile: Callable[[Any], Callable[[dict], list]]  # ModelProto -> run(feeds) -> [y, h_n, c_n]
+    runners: dict[tuple[bool, bool], Callable] = field(default_factory=dict)
+
+    def runner(self, batch_first: bool, initial_state: bool) -> Callable[[dict], list]:
+        key = (batch_first, initial_state)
+        if key not in self.runners:
+            layout = self.layout_for_batch_first if batch_first else 0
+            self.runners[key] = self.compile(build_model(self.native, batch_first=batch_first,
+                                                         initial_state=initial_state, layout=layout))
+        return self.runners[key]
+
+
+class OnnxBackend(Backend):
+    name = "onnx"
+    framework = "onnxruntime"
+    description = "the ONNX LSTM operator in onnxruntime (CPU)"
+    capabilities = Capabilities(double_bias=True, peephole=True, dtypes=("float32",))
+    layout_for_batch_first = 0  # onnxruntime refuses layout=1: batch-first x and y are transposed around the nodes
+    # What this runtime lacks of the ONNX LSTM operator, declared here rather than found by a crash.
+    lacks: dict[str, str] = {
+        "float64": "onnxruntime has no float64 LSTM kernel (the session builds; running it fails with "
+                   "'LSTM operator does not support double yet')",
+        "layout=1": "onnxruntime refuses batch-major LSTM nodes (layout=1) when the session is created; "
+                    "batch-first input is transposed around time-major nodes instead",
+    }
+
+    def installed(self) -> str | None:
+        for module in ("onnx", self.framework):
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                return f"{module} is not installed ({type(exc).__name__}: {exc})"
+        return None
+
+    def supports(self, spec, dtype="float32", device="cpu"):
+        gap = self.lacks.get(str(np.dtype(dtype)))
+        return f"{self.name}: {gap}" if gap else super().supports(spec, dtype, device)
+
+    def check_spec(self, spec: LSTMSpec) -> None:
+        if spec.proj_size:
+            raise UnsupportedFeature(f"{self.name} cannot express a projection (proj_size={spec.proj_size}): "
+                                     "the ONNX LSTM operator has none")
+        if spec.cell_clip is not None:
+            raise UnsupportedFeature(f"{self.name} cannot express cell_clip={spec.cell_clip:g}: the ONNX LSTM operator "
+                                     "has none (its clip attribute bounds the gate pre-activations, another operation)")
+        super().check_spec(spec)
+
+    # Conversion ---------------------------------------------------------------------------------
+    def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeDict:
+        return to_native(model, dtype)
+
+    def import_(self, native, spec: LSTMSpec, select: str | None = None) -> CanonicalLSTM:
+        """Read a NativeDict, an onnx.ModelProto, an .onnx path or its bytes (see the module docstring)."""
+        self.check_spec(spec)
+        if spec.forget_bias:
+            raise ValueError("onnx import: the ONNX LSTM has no run-time forget_bias; describe it with forget_bias=0")
+        if isinstance(native, Mapping):
+            nodes = _nodes_from_mapping(native, spec, select)
+        else:
+            nodes = _nodes_from_model(_load(native), spec, select)
+        weights = {}
+        for k, node in enumerate(nodes):
+            weights.update(_unit_weights(node, spec, k))
+        return CanonicalLSTM(spec, weights)
+
+    def export_model(self, model: CanonicalLSTM, dtype="float32", *, batch_first: bool = False,
+                     initial_state: bool = True):
+        """The onnx.ModelProto of `model` (folded as export() folds), as this runtime runs it."""
+        layout = self.layout_for_batch_first if batch_first else 0
+        return build_model(self.export(model, dtype), batch_first=batch_first, initial_state=initial_state,
+                           layout=layout)
+
+    # Running ------------------------------------------------------------------------------------
+    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu") -> Prepared:
+        dtype, adapted = np.dtype(dtype), self.adapt(model)
+        return Prepared(self.to_native(adapted, dtype), adapted.spec, dtype, self.layout_for_batch_first, self.compile)
+
+    def compile(self, proto) -> Callable[[dict], list]:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1  # small models; the machine is shared
+        options.log_severity_level = 3
+        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return lambda feeds: session.run(None, feeds)
+
+    def run(self, prepared: Prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+        check_inputs(prepared.spec, x, h0, c0, batch_first)  # a clear error naming x, h0 or c0 first
+        x = np.asarray(x)
+        feeds = {"x": x.astype(prepared.dtype, copy=False)}
+        with_state = h0 is not None or c0 is not None
+        if with_state:
+            spec = prepared.spec
+            n, B = spec.num_layers * spec.num_directions, x.shape[0 if batch_first else 1]
+            for name, value in (("h0", h0), ("c0", c0)):
+                feeds[name] = np.zeros((n, B, spec.hidden_size), prepared.dtype) if value is None \
+                    else np.asarray(value).astype(prepared.dtype, copy=False)
+        y, h_n, c_n = prepared.runner(batch_first, with_state)(feeds)
+        return LSTMOutput.of(y, h_n, c_n)
+
+    def environment(self) -> dict[str, str]:
+        import onnx
+        import onnxruntime
+
+        return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "onnx_opset": str(OPSET),
+                "onnxruntime_threads": "1"}
