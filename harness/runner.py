@@ -14,7 +14,7 @@ import numpy as np
 from . import backends, precision
 from .canonical import CanonicalLSTM
 from .catalogue import Case
-from .compare import Comparison, compare, tolerance_for
+from .compare import Comparison, Tolerance, compare, tolerance_for
 from .outputs import LSTMOutput
 from .results import ERROR, FAIL, NOT_INSTALLED, PASS, SKIPPED, UNSUPPORTED, Result, host_environment
 
@@ -42,17 +42,20 @@ def oracle_for(case: Case, dtype: str, seed: int | None = None):
 def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str = "cpu", mode: str = "exact",
              *, seed: int | None = None, raise_errors: bool = False,
              model_hook: Callable[[CanonicalLSTM], CanonicalLSTM] | None = None,
-             output_hook: Callable[[LSTMOutput], LSTMOutput] | None = None) -> Outcome:
+             output_hook: Callable[[LSTMOutput], LSTMOutput] | None = None,
+             tolerance: Tolerance | None = None) -> Outcome:
     """Run `case` on a backend and compare with the oracle.
 
     model_hook / output_hook inject a bug between the oracle and the backend (the weights the
     backend receives, or the outputs it returns): the negative controls use them to show that
-    the comparison catches each porting mistake.
+    the comparison catches each porting mistake. `tolerance` replaces the table's bound (for
+    `python -m harness measure` on a dtype, precision or device that has no bound yet).
     """
     backend = backends.get(backend_name)
     if backend.reference:
         raise ValueError(f"{backend_name} is the reference: comparing it with itself proves nothing")
-    dtype = str(np.dtype(dtype))
+    dtype = precision.dtype_name(dtype)
+    precision.check_mode(mode)
     record = Result(case=case.name, backend=backend_name, device=device, dtype=dtype, precision=mode,
                     status=PASS, spec=case.spec.to_dict(), seed=case.seed if seed is None else seed,
                     reproduce=reproduce_command(case.name, backend_name, dtype, device, mode))
@@ -72,13 +75,15 @@ def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str 
     try:
         record.environment = {**host_environment(), **backend.environment(), **precision.apply(mode)}
         model, (x, h0, c0), expected = oracle_for(case, dtype, seed)
-        tol = tolerance_for(dtype, mode, backend_name)
+        tol = tolerance or tolerance_for(dtype, mode, backend_name, device)
         record.rtol, record.atol = tol.rtol, tol.atol
         subject = model_hook(model.copy()) if model_hook else model
         prepared = backend.prepare(subject, dtype, device)
         record.folded = list(backend.adapt(subject).folded)
         cast = lambda a: None if a is None else a.astype(dtype)  # noqa: E731
-        actual = backend.run(prepared, cast(x), cast(h0), cast(c0), batch_first=case.batch_first)
+        with backend.watch_kernel(prepared) as kernel:  # where a framework may fall back silently
+            actual = backend.run(prepared, cast(x), cast(h0), cast(c0), batch_first=case.batch_first)
+        record.environment.update(kernel)
         if output_hook:
             actual = output_hook(actual)
     except Exception as exc:

@@ -13,6 +13,20 @@ The protocol, in the order the data flows:
     prepare(canonical, dtype, device) -> a live model with the weights set (built once)
     run(prepared, x, h0, c0, batch_first) -> LSTMOutput (numpy, canonical layout)
 
+Devices, precision and timing (defaults cover a backend whose framework is its runtime):
+
+    runtime()              -> the framework that executes the model ("torch", "tensorflow", "jax",
+                              "onnxruntime"); Keras 3 answers its backend. Precision flags
+                              (harness.precision), GPU probes, synchronization and CPU threads
+                              (harness.devices) are keyed by it.
+    device_missing(device) -> None, or why `device` is absent here (a skip, not "unsupported")
+    devices_present()      -> {device: None or why it is missing} over capabilities.devices
+    watch_kernel(prepared) -> context manager; fills the dict it yields with the kernel that ran
+                              inside it, where a framework can fall back silently
+    forward_callable(prepared, x, h0, c0) -> TimedForward: one forward on inputs already placed
+                              on the device, returning only when the device is done (for timing)
+    set_threads(n)         -> set the runtime's CPU threads; what is in force
+
 What a framework can hold natively is declared in `Capabilities`; `adapt` folds what it can
 express only by folding (two biases into one, a run-time forget_bias into the bias) and refuses
 what it cannot express at all with UnsupportedFeature naming the feature.
@@ -20,12 +34,14 @@ what it cannot express at all with UnsupportedFeature naming the feature.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .. import devices, precision
 from ..canonical import CanonicalLSTM
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
@@ -57,6 +73,21 @@ class Capabilities:
     devices: tuple[str, ...] = ("cpu",)
 
 
+@dataclass
+class TimedForward:
+    """One forward pass, split so that a timer measures only the work.
+
+    call()       runs the forward on inputs already placed where the model lives and returns the
+                 framework's outputs once the device has finished (synchronized);
+    fetch(out)   turns call()'s outputs into an LSTMOutput (untimed: copies to the host);
+    what         what one call() covers, recorded with every benchmark.
+    """
+
+    call: Callable[[], Any]
+    fetch: Callable[[Any], LSTMOutput]
+    what: str
+
+
 class Backend:
     """Base class: subclasses set the class attributes and implement the framework-specific methods."""
 
@@ -76,7 +107,7 @@ class Backend:
 
     def supports(self, spec: LSTMSpec, dtype: str = "float32", device: str = "cpu") -> str | None:
         """None if the backend can run `spec`, else the reason it cannot (a feature it lacks)."""
-        dtype = str(np.dtype(dtype))
+        dtype = precision.dtype_name(dtype)
         if dtype not in self.capabilities.dtypes:
             return f"{self.name} does not support dtype {dtype} (supports {', '.join(self.capabilities.dtypes)})"
         if device not in self.capabilities.devices:
@@ -87,9 +118,25 @@ class Backend:
             return str(exc)
         return None
 
+    def runtime(self) -> str:
+        """The framework that executes this backend's model (see the module docstring)."""
+        return self.framework
+
     def device_missing(self, device: str) -> str | None:
         """None if `device` is present for this framework, else why not (a skip, not 'unsupported')."""
-        return None if device == "cpu" else f"{self.name}: no {device} device checked for"
+        if device == "cpu":
+            return None
+        if device not in self.capabilities.devices:
+            return f"{self.name} has no {device} path (devices: {', '.join(self.capabilities.devices)})"
+        return devices.missing(self.runtime(), device)
+
+    def devices_present(self) -> dict[str, str | None]:
+        """Every device this backend has a path for -> None if present here, else why it is missing."""
+        return {device: self.device_missing(device) for device in self.capabilities.devices}
+
+    def set_threads(self, threads: int) -> dict[str, str]:
+        """Set the runtime's CPU thread pools (once per process); return the settings in force."""
+        return devices.set_threads(self.runtime(), threads)
 
     def check_spec(self, spec: LSTMSpec) -> None:
         """Raise UnsupportedFeature for what the framework cannot express, naming the feature."""
@@ -136,6 +183,21 @@ class Backend:
     def environment(self) -> dict[str, str]:
         """Versions and settings that belong with every result of this backend."""
         return {}
+
+    @contextlib.contextmanager
+    def watch_kernel(self, prepared: Any) -> Iterator[dict[str, str]]:
+        """Record the kernel that runs inside the block into the yielded dict ({"kernel": ...}).
+
+        Default: nothing to observe (a framework with one implementation, or none inspectable).
+        """
+        yield {}
+
+    def forward_callable(self, prepared: Any, x: np.ndarray, h0, c0, *, batch_first: bool = False) -> TimedForward:
+        """A TimedForward for benchmarks. Default: run() itself, which includes the host-side
+        conversions (and, on a GPU, the copies); a backend with device-resident inputs overrides it."""
+        return TimedForward(call=lambda: self.run(prepared, x, h0, c0, batch_first=batch_first),
+                            fetch=lambda out: out,
+                            what="run(): host arrays in and out, conversions included")
 
     def __repr__(self) -> str:
         return f"<backend {self.name}>"

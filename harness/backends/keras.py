@@ -7,36 +7,50 @@ Native parameters: a NativeList with one get_weights() list per stacked layer:
 Keras's gate order i, f, c, o is the canonical i, f, g, o; its matrices are the transposes of
 the canonical ones; its one bias is b_ih + b_hh. It has no projection, peepholes or clips.
 Keras takes batch-major input only: time-major input is transposed around the call.
+
+Devices: everything runs under keras.device("cpu:0" or "gpu:0"), so "cpu" means the CPU even on a
+machine with a GPU. On "cpu" the layers get use_cudnn=False; on "cuda" use_cudnn="auto", and Keras
+takes its cuDNN path only when its conditions hold (tanh/sigmoid, a bias, no mask, GPU visible to
+its backend), falling back to its generic loop silently otherwise: watch_kernel records which ran.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 
 import numpy as np
 
+from .. import devices, kernels, precision
 from ..canonical import CanonicalLSTM, LayerWeights
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
-from . import Backend, Capabilities, NativeList
+from . import Backend, Capabilities, NativeList, TimedForward
 from ._names import to_numpy
+
+_SCOPES = {"cpu": "cpu:0", "cuda": "gpu:0"}  # keras.device names
+_HALF = ("float16", "bfloat16")
+_FUSED = ("lstm", "bidirectional_lstm")  # keras.src.backend functions that hold the cuDNN paths
 
 
 class KerasBackend(Backend):
     name = "keras"
     framework = "keras"
     description = "keras.layers.LSTM"
-    capabilities = Capabilities()
+    capabilities = Capabilities(devices=("cpu", "cuda"), dtypes=("float32", "float64", "float16", "bfloat16"))
 
     def keras_backend(self) -> str:
         import keras
 
         return keras.backend.backend()
 
+    def runtime(self) -> str:
+        return self.keras_backend()
+
     def supports(self, spec, dtype="float32", device="cpu"):
         reason = super().supports(spec, dtype, device)
-        if reason is None and str(np.dtype(dtype)) == "float64" and self.keras_backend() == "jax":
+        if reason is None and precision.dtype_name(dtype) == "float64" and self.keras_backend() == "jax":
             # Measured (keras 3.15.1, jax 0.10.2, case plain): without jax x64 the float64 layer returns
             # float32 (max err 7.8e-8); with x64 it returns float64 but still errs by 3.4e-8, because
             # keras.ops.tanh computes in float32. Either way it is not a float64 LSTM. (TF and torch
@@ -140,54 +154,138 @@ class KerasBackend(Backend):
         import keras
 
         spec = model.spec
-        dtype = str(np.dtype(dtype))
-        native = self.export(model, dtype=dtype)
+        dtype = precision.dtype_name(dtype)
+        # Half-precision weights travel as float32 (exact: they are rounded to the dtype already) and
+        # are cast by the variables; zero initializers: the weights are overwritten, and the default
+        # orthogonal one needs a QR that TensorFlow has no bfloat16 kernel for.
+        native = self.export(model, dtype="float32" if dtype in _HALF else dtype)
         layers = []
-        for k in range(spec.num_layers):
-            cell = dict(units=spec.hidden_size, return_sequences=True, return_state=True,
-                        use_bias=spec.bias != "none", unit_forget_bias=False, dtype=dtype)
-            if spec.bidirectional:
-                layer = keras.layers.Bidirectional(keras.layers.LSTM(**cell), merge_mode="concat", dtype=dtype)
-            else:
-                layer = keras.layers.LSTM(**cell)
-            layer.build((None, None, spec.layer_input_size(k)))
-            layer.set_weights(native[k])
-            layers.append(layer)
-        return {"layers": layers, "spec": spec, "dtype": dtype}
+        with keras.device(_SCOPES[device]):
+            for k in range(spec.num_layers):
+                cell = dict(units=spec.hidden_size, return_sequences=True, return_state=True,
+                            use_bias=spec.bias != "none", unit_forget_bias=False, dtype=dtype,
+                            kernel_initializer="zeros", recurrent_initializer="zeros",
+                            use_cudnn=False if device == "cpu" else "auto")
+                if spec.bidirectional:
+                    layer = keras.layers.Bidirectional(keras.layers.LSTM(**cell), merge_mode="concat", dtype=dtype)
+                else:
+                    layer = keras.layers.LSTM(**cell)
+                layer.build((None, None, spec.layer_input_size(k)))
+                layer.set_weights(native[k])
+                layers.append(layer)
+        return {"layers": layers, "spec": spec, "dtype": dtype, "device": device}
 
     def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+        forward = self.forward_callable(prepared, x, h0, c0, batch_first=batch_first)
+        return forward.fetch(forward.call())
+
+    def forward_callable(self, prepared, x, h0, c0, *, batch_first=False) -> TimedForward:
         import keras
 
-        spec, dtype = prepared["spec"], prepared["dtype"]
-        D = spec.num_directions
-        xa = np.asarray(x, dtype=dtype)
-        seq = keras.ops.convert_to_tensor(xa if batch_first else xa.transpose(1, 0, 2))  # Keras is batch-major only
-        hs, cs = [], []
-        for k, layer in enumerate(prepared["layers"]):
-            init = None
-            if h0 is not None:
-                init = []
-                for d in range(D):
-                    init += [keras.ops.convert_to_tensor(np.asarray(h0[k * D + d], dtype=dtype)),
-                             keras.ops.convert_to_tensor(np.asarray(c0[k * D + d], dtype=dtype))]
-            outs = layer(seq, initial_state=init)
-            seq = outs[0]
-            for d in range(D):  # LSTM -> [y, h, c]; Bidirectional -> [y, fh, fc, bh, bc]
-                hs.append(outs[1 + 2 * d])
-                cs.append(outs[2 + 2 * d])
-        y = keras.ops.convert_to_numpy(seq)
-        if not batch_first:
-            y = y.transpose(1, 0, 2)
-        h_n = np.stack([keras.ops.convert_to_numpy(h) for h in hs])
-        c_n = np.stack([keras.ops.convert_to_numpy(c) for c in cs])
-        return LSTMOutput(np.ascontiguousarray(y), h_n, c_n)
+        spec, dtype, device = prepared["spec"], prepared["dtype"], prepared["device"]
+        D, scope, runtime = spec.num_directions, _SCOPES[device], self.runtime()
+        host = "float32" if dtype in _HALF else dtype  # exact: the inputs are rounded to dtype already
+        tensor = lambda a: keras.ops.convert_to_tensor(np.asarray(a, dtype=host), dtype=dtype)  # noqa: E731
+        with keras.device(scope):
+            xa = np.asarray(x)
+            seq0 = tensor(xa if batch_first else xa.transpose(1, 0, 2))  # Keras is batch-major only
+            inits = [None if h0 is None else [tensor(s[k * D + d]) for d in range(D) for s in (h0, c0)]
+                     for k in range(spec.num_layers)]
+
+        def call():
+            seq, hs, cs = seq0, [], []
+            with keras.device(scope):
+                for layer, init in zip(prepared["layers"], inits):
+                    outs = layer(seq, initial_state=init)
+                    seq = outs[0]
+                    for d in range(D):  # LSTM -> [y, h, c]; Bidirectional -> [y, fh, fc, bh, bc]
+                        hs.append(outs[1 + 2 * d])
+                        cs.append(outs[2 + 2 * d])
+            devices.synchronize(runtime, device, (seq, hs, cs))
+            return seq, hs, cs
+
+        def fetch(out):
+            seq, hs, cs = out
+            y = keras.ops.convert_to_numpy(seq)
+            if not batch_first:
+                y = y.transpose(1, 0, 2)
+            h_n = np.stack([keras.ops.convert_to_numpy(h) for h in hs])
+            c_n = np.stack([keras.ops.convert_to_numpy(c) for c in cs])
+            return LSTMOutput(np.ascontiguousarray(y), h_n, c_n)
+
+        return TimedForward(call, fetch, f"Keras layers on {runtime} ({scope}) on device-resident tensors, "
+                                         f"then {'a device sync' if device != 'cpu' or runtime == 'jax' else 'no sync needed'}")
+
+    @contextlib.contextmanager
+    def watch_kernel(self, prepared):
+        """Which path Keras took: its backend's fused (cuDNN-capable) lstm, or its generic loop.
+
+        Keras tries keras.src.backend.lstm / bidirectional_lstm and falls back on NotImplementedError;
+        wrapping them for the block records whether they ran or declined. On the torch backend that
+        function itself falls back without a word, so the torch profiler decides there.
+        """
+        import keras.src.backend as kb
+
+        calls: list[tuple[str, str]] = []
+        originals = {name: getattr(kb, name) for name in _FUSED if hasattr(kb, name)}
+
+        def wrap(name, fn):
+            def wrapper(*args, **kwargs):
+                try:
+                    out = fn(*args, **kwargs)
+                except NotImplementedError:
+                    calls.append((name, "declined"))
+                    raise
+                calls.append((name, "ran"))
+                return out
+            return wrapper
+
+        runtime, seen = self.runtime(), {}
+        for name, fn in originals.items():
+            setattr(kb, name, wrap(name, fn))
+        try:
+            with (kernels.torch_ops() if runtime == "torch" else contextlib.nullcontext(set())) as ops:
+                yield seen
+        finally:
+            for name, fn in originals.items():
+                setattr(kb, name, fn)
+        seen["kernel"] = keras_kernel(runtime, calls, ops, prepared["device"])
 
     def environment(self) -> dict[str, str]:
         import keras
 
         env = {"keras": keras.__version__, "keras_backend": keras.backend.backend()}
-        if env["keras_backend"] == "tensorflow":
-            import tensorflow as tf
+        if env["keras_backend"] in ("tensorflow", "torch", "jax"):
+            import importlib
 
-            env["tensorflow"] = tf.__version__
+            env[env["keras_backend"]] = importlib.import_module(env["keras_backend"]).__version__
         return env
+
+
+def keras_kernel(runtime: str, calls: list[tuple[str, str]], torch_ops: set[str], device: str) -> str:
+    """Name the path a Keras forward took from what watch_kernel saw.
+
+    A Bidirectional layer first offers the fused backend.bidirectional_lstm and, if that declines,
+    runs backend.lstm per direction; so what ran is what returned, and only if nothing returned did
+    the generic loop run.
+    """
+    if not calls:
+        why = "use_cudnn=False on cpu" if device == "cpu" else "its fused lstm was not called"
+        return f"keras generic RNN loop ({why})"
+    ran = list(dict.fromkeys(name for name, outcome in calls if outcome == "ran"))
+    if not ran:
+        declined = ", ".join(dict.fromkeys(name for name, _ in calls))
+        return f"keras generic RNN loop (backend.{declined} declined: its cuDNN conditions do not hold)"
+    paths = []
+    for name in ran:
+        if runtime == "torch":
+            paths.append(f"{kernels.torch_rnn_kernel(torch_ops)} via keras torch backend.{name}"
+                         if "aten::_cudnn_rnn" in torch_ops else
+                         f"keras torch backend.{name} fallback loop (no CUDA input, or it caught a cuDNN failure)")
+        elif runtime == "tensorflow":
+            paths.append(f"cuDNN (keras tensorflow backend.{name}: tf CudnnRNN)")
+        elif runtime == "jax":
+            paths.append(f"cuDNN (keras jax backend.{name}: jax.experimental.rnn)")
+        else:
+            paths.append(f"keras {runtime} backend.{name}")
+    return "; ".join(paths)

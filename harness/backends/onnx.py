@@ -423,6 +423,7 @@ class OnnxBackend(Backend):
     description = "the ONNX LSTM operator in onnxruntime (CPU)"
     capabilities = Capabilities(double_bias=True, peephole=True, dtypes=("float32",))
     layout_for_batch_first = 0  # onnxruntime refuses layout=1: batch-first x and y are transposed around the nodes
+    threads = 1  # per session: small models on a shared machine; benchmarks set it (set_threads)
     # What this runtime lacks of the ONNX LSTM operator, declared here rather than found by a crash.
     lacks: dict[str, str] = {
         "float64": "onnxruntime has no float64 LSTM kernel (the session builds; running it fails with "
@@ -486,7 +487,7 @@ class OnnxBackend(Backend):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1  # small models; the machine is shared
+        options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
         options.log_severity_level = 3
         session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
         return lambda feeds: session.run(None, feeds)
@@ -510,4 +511,9 @@ class OnnxBackend(Backend):
         import onnxruntime
 
         return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "onnx_opset": str(OPSET),
-                "onnxruntime_threads": "1"}
+                "onnxruntime_threads": str(self.threads)}
+
+    def set_threads(self, threads: int) -> dict[str, str]:
+        """onnxruntime takes its threads per session: sessions built from now on get `threads`."""
+        self.threads = threads
+        return {"onnxruntime.intra_op_num_threads": str(threads), "onnxruntime.inter_op_num_threads": "1"}

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import Capabilities
+from . import Backend, Capabilities
 from .onnx import OPSET, OnnxBackend
 
 
@@ -35,6 +35,9 @@ class OnnxReferenceBackend(OnnxBackend):
 
         evaluator = ReferenceEvaluator(proto)
         return lambda feeds: evaluator.run(None, feeds)
+
+    def set_threads(self, threads: int) -> dict[str, str]:
+        return Backend.set_threads(self, threads)  # numpy underneath, not an onnxruntime session
 
     def environment(self) -> dict[str, str]:
         import onnx

@@ -1,5 +1,8 @@
 """`torch`: torch.nn.LSTM (cuDNN on CUDA), with proj_size, stacking, bidirectional, both biases.
 
+Which kernel ran (cuDNN, oneDNN or ATen's own cells: torch falls back without a word) is read from
+the profiler's op names (harness.kernels) and recorded with every result.
+
 Native parameters: a state_dict-style NativeDict of numpy arrays named as torch names them:
 weight_ih_l{k}[_reverse] [4H, in], weight_hh_l{k}[_reverse] [4H, P or H], bias_ih_l{k}[_reverse],
 bias_hh_l{k}[_reverse] [4H], weight_hr_l{k}[_reverse] [P, H]. torch's gate order (i, f, g, o) and
@@ -8,12 +11,15 @@ layout are the canonical ones, so the conversion is a renaming.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
+from .. import kernels, precision
 from ..canonical import CanonicalLSTM, LayerWeights
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
-from . import Backend, Capabilities, NativeDict, UnsupportedFeature
+from . import Backend, Capabilities, NativeDict, TimedForward, UnsupportedFeature
 from ._names import group_by_prefix, pick, to_numpy
 
 _LOCAL = r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l\d+(_reverse)?"
@@ -28,7 +34,8 @@ class TorchBackend(Backend):
     name = "torch"
     framework = "torch"
     description = "torch.nn.LSTM"
-    capabilities = Capabilities(double_bias=True, projection=True, devices=("cpu", "cuda"))
+    capabilities = Capabilities(double_bias=True, projection=True, devices=("cpu", "cuda"),
+                                dtypes=("float32", "float64", "float16", "bfloat16"))
 
     def check_spec(self, spec: LSTMSpec) -> None:
         super().check_spec(spec)
@@ -37,13 +44,6 @@ class TorchBackend(Backend):
                 f"torch.nn.LSTM requires proj_size < hidden_size, got proj_size={spec.proj_size}, "
                 f"hidden_size={spec.hidden_size}"
             )
-
-    def device_missing(self, device: str) -> str | None:
-        import torch
-
-        if device == "cuda" and not torch.cuda.is_available():
-            return "no CUDA device visible to torch"
-        return None
 
     # Conversion -----------------------------------------------------------------------------
     def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeDict:
@@ -93,7 +93,7 @@ class TorchBackend(Backend):
 
         spec = model.spec
         native = self.export(model, dtype=np.float64)  # cast inside torch, once
-        tdtype = getattr(torch, str(np.dtype(dtype)))
+        tdtype = getattr(torch, precision.dtype_name(dtype))
         lstm = torch.nn.LSTM(
             spec.input_size, spec.hidden_size, num_layers=spec.num_layers, bias=spec.bias != "none",
             bidirectional=spec.bidirectional, proj_size=spec.proj_size, dtype=tdtype, device=device,
@@ -103,18 +103,40 @@ class TorchBackend(Backend):
         return lstm
 
     def run(self, lstm, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+        forward = self.forward_callable(lstm, x, h0, c0, batch_first=batch_first)
+        return forward.fetch(forward.call())
+
+    def forward_callable(self, lstm, x, h0, c0, *, batch_first=False) -> TimedForward:
         import torch
 
         p = next(lstm.parameters())
-        as_t = lambda a: torch.as_tensor(np.asarray(a), device=p.device).to(p.dtype)  # noqa: E731
-        lstm.batch_first = batch_first  # a plain attribute read in forward(): exercise torch's own batch_first path
-        with torch.inference_mode():
-            state = None if h0 is None else (as_t(h0), as_t(c0))
-            y, (h_n, c_n) = lstm(as_t(x), state)
-            if p.device.type == "cuda":
+        # Inputs are already rounded to the dtype; float64 -> dtype is exact (and reads bfloat16 arrays).
+        place = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)).to(device=p.device, dtype=p.dtype)  # noqa: E731
+        xt = place(x)
+        state = None if h0 is None else (place(h0), place(c0))
+        on_cuda = p.device.type == "cuda"
+
+        def call():
+            lstm.batch_first = batch_first  # a plain attribute read in forward(): torch's own batch_first path
+            with torch.inference_mode():
+                y, (h_n, c_n) = lstm(xt, state)
+            if on_cuda:
                 torch.cuda.synchronize()
-        return LSTMOutput.of(*(t.float().cpu().numpy() if t.dtype in (torch.float16, torch.bfloat16) else t.cpu().numpy()
-                               for t in (y, h_n, c_n)))
+            return y, h_n, c_n
+
+        def fetch(out):
+            return LSTMOutput.of(*(t.float().cpu().numpy() if t.dtype in (torch.float16, torch.bfloat16)
+                                   else t.cpu().numpy() for t in out))
+
+        sync = ", torch.cuda.synchronize()" if on_cuda else ""
+        return TimedForward(call, fetch, f"torch.nn.LSTM forward on {p.device.type} tensors{sync}")
+
+    @contextlib.contextmanager
+    def watch_kernel(self, lstm):
+        seen = {}
+        with kernels.torch_ops() as ops:
+            yield seen
+        seen["kernel"] = kernels.torch_rnn_kernel(ops) or "no torch LSTM op ran"
 
     def environment(self) -> dict[str, str]:
         import torch
@@ -123,5 +145,6 @@ class TorchBackend(Backend):
         if torch.cuda.is_available():
             env["cuda"] = str(torch.version.cuda)
             env["cudnn"] = str(torch.backends.cudnn.version())
+            env["torch.backends.cudnn.enabled"] = str(torch.backends.cudnn.enabled)
             env["gpu"] = torch.cuda.get_device_name()
         return env
