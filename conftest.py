@@ -1,13 +1,19 @@
 """pytest set-up for the cases in cases/: options, framework import order, precision policy, results.
 
 Options (also usable from tox): --backend torch,keras  --device cpu,cuda  --dtype float32
---precision exact  --results reports/results.jsonl (write one JSON record per agreement test).
+--precision exact|tf32  --results reports/results.jsonl (write one JSON record per agreement test).
+
+GPU: `pytest -m gpu` runs the agreement cases on CUDA (the device is added when the -m expression
+names gpu); without a GPU every one of them is skipped with the reason.
+Benchmarks (cases/bench_*.py) run only with --bench; see cases/bench_forward.py and
+`python -m harness bench`, which runs one process per backend and precision mode.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 
 import pytest
 
@@ -30,11 +36,47 @@ def pytest_addoption(parser):
     g.addoption("--dtype", default="float32,float64", help="comma-separated dtypes (default: float32,float64)")
     g.addoption("--precision", default="exact", help="precision mode (default: exact = TF32 off)")
     g.addoption("--results", default="", help="write the agreement results as JSON lines to this path")
+    g.addoption("--bench", action="store_true", help="collect and run the benchmarks (cases/bench_*.py)")
+    g.addoption("--bench-threads", type=int, default=len(os.sched_getaffinity(0)),
+                help="CPU threads for every runtime in benchmarks (default: the cores this process may use)")
+    g.addoption("--bench-seconds", type=float, default=2.0,
+                help="timed seconds to aim for per benchmark; rounds = clamp(seconds / one call)")
+    g.addoption("--bench-min-rounds", type=int, default=3, help="fewest timed rounds per benchmark")
+    g.addoption("--bench-warmup", type=int, default=2, help="untimed warm-up rounds after the first call")
+    g.addoption("--bench-not-run", default="",
+                help="write the benchmarks that could not run here (status, reason) as JSON to this path")
+
+
+def _devices(config) -> list[str]:
+    """--device, plus cuda when the -m expression selects gpu tests (so `pytest -m gpu` alone works)."""
+    devices = _csv(config.getoption("--device"))
+    if re.search(r"\bgpu\b", config.getoption("markexpr", "") or "") and "cuda" not in devices:
+        devices.append("cuda")
+    return devices
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "gpu: runs on a CUDA device (selected with --device cuda)")
+    config.addinivalue_line("markers", "gpu: runs on a CUDA device (--device cuda, or -m gpu)")
+    config.addinivalue_line("markers", "bench: a benchmark; runs only with --bench")
     config._lstm_results = []
+    config._lstm_not_run = []  # benchmarks that could not run here, with the status and reason
+
+
+def pytest_collect_file(file_path, parent):
+    # Benchmarks do not match test_*.py, so a plain `pytest` never collects them; --bench does.
+    if parent.config.getoption("--bench") and file_path.suffix == ".py" and file_path.name.startswith("bench_") \
+            and not parent.session.isinitpath(file_path):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--bench"):
+        return
+    skip = pytest.mark.skip(reason="benchmarks run only with --bench (or python -m harness bench)")
+    for item in items:
+        if "bench" in item.keywords:
+            item.add_marker(skip)
 
 
 def pytest_generate_tests(metafunc):
@@ -55,7 +97,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize(("device", "dtype"), [
             pytest.param(dev, dt, id=dt if dev == "cpu" else f"{dev}-{dt}",
                          marks=[pytest.mark.gpu] if dev != "cpu" else [])
-            for dev in _csv(opt("--device")) for dt in _csv(opt("--dtype"))])
+            for dev in _devices(metafunc.config) for dt in _csv(opt("--dtype"))])
     elif "dtype" in names:
         metafunc.parametrize("dtype", _csv(opt("--dtype")))
 
@@ -71,7 +113,28 @@ def record_result(request):
     return request.config._lstm_results.append
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Devices, driver, cuDNN, framework versions, precision and threads into the benchmark JSON."""
+    from harness import bench
+
+    machine_info["lstm_harness"] = bench.machine_info(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """Benchmarks that could not run here (not installed, unsupported, no device), with the reason."""
+    output_json.setdefault("lstm_harness", {})["not_run"] = config._lstm_not_run
+
+
 def pytest_sessionfinish(session, exitstatus):
+    not_run = session.config.getoption("--bench-not-run")
+    if not_run:
+        import json
+        from pathlib import Path
+
+        Path(not_run).parent.mkdir(parents=True, exist_ok=True)
+        Path(not_run).write_text(json.dumps({"not_run": session.config._lstm_not_run}, indent=1))
     path = session.config.getoption("--results")
     if path and session.config._lstm_results:
         from harness.results import write_jsonl

@@ -1,18 +1,30 @@
-"""Command line: `python -m harness run | measure`.
+"""Command line: `python -m harness run | measure | bench | gpu`.
 
   run      the agreement matrix over every installed framework, printed as a table (and saved as
            JSON lines for the reports); --case/--backend/--dtype/--device narrow it, and a failing
            cell prints its full message. Exit status 1 if anything failed or errored.
-  measure  the float32/float64 errors behind the tolerance table in harness/compare.py, over the
-           catalogue and extra seeds (run it after changing a backend, and update the evidence).
+  measure  the errors behind the tolerance table in harness/compare.py, over the catalogue and
+           extra seeds, per backend, device, dtype and --precision (run it after changing a backend
+           or on a new device, and update the evidence); a combination with no bound yet is
+           measured without one.
+  bench    the forward-pass benchmarks, one pytest process per backend and precision mode (threads,
+           TF32 and jax x64 are fixed once per process), merged into one pytest-benchmark JSON
+           (default reports/bench.json; per-process files in reports/bench/).
+  gpu      everything a CUDA machine is for, in a prepared environment (no installs): the agreement
+           cases on the GPU in exact mode (float32, float64, float16, bfloat16) and in tf32 mode
+           (float32), then `bench` on cpu and cuda. Without a GPU every GPU step is skipped with
+           its reason. `tox -e gpu` runs this after installing the CUDA builds.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import subprocess
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 if importlib.util.find_spec("torch") is not None:  # torch before tensorflow, as in conftest.py
     import torch  # noqa: F401
@@ -78,30 +90,123 @@ def cmd_run(args) -> int:
 
 
 def cmd_measure(args) -> int:
+    import numpy as np
+
+    from harness.compare import Tolerance, tolerance_for
     from harness.runner import run_case
 
     cases, names = _select(args)
-    worst: dict[tuple[str, str], tuple[float, float, str]] = {}
+    worst: dict[tuple[str, str, str], tuple[float, float, str]] = {}
     runs = defaultdict(int)
+    unbounded = set()
     for case in cases:
         for name in names:
-            for dtype in _csv(args.dtype):
-                for seed in range(args.seeds):
-                    if case.weights is not None and seed:
-                        continue  # fixed weights: one seed says all
-                    r = run_case(case, name, dtype, "cpu", args.precision, seed=seed).result
-                    if r.status not in ("pass", "fail"):
-                        continue
-                    runs[(name, dtype)] += 1
-                    prev = worst.get((name, dtype), (0.0, 0.0, ""))
-                    if r.worst_abs > prev[0]:
-                        worst[(name, dtype)] = (r.worst_abs, max(prev[1], r.worst_ratio), f"{case.name} seed {seed}")
-                    else:
-                        worst[(name, dtype)] = (prev[0], max(prev[1], r.worst_ratio), prev[2])
-    print(f"{'backend':<10} {'dtype':<8} {'runs':>5} {'max abs err':>12} {'max ratio':>10}  where")
-    for (name, dtype), (abs_err, ratio, where) in sorted(worst.items()):
-        print(f"{name:<10} {dtype:<8} {runs[(name, dtype)]:>5} {abs_err:>12.3g} {ratio:>10.3g}  {where}")
+            for device in _csv(args.device):
+                for dtype in _csv(args.dtype):
+                    try:
+                        tol = None
+                        tolerance_for(dtype, args.precision, name, device)
+                    except KeyError:  # no bound yet: measure the errors without one
+                        tol = Tolerance(rtol=0.0, atol=np.inf, evidence="measurement only: no bound yet")
+                        unbounded.add((name, device, dtype))
+                    for seed in range(args.seeds):
+                        if case.weights is not None and seed:
+                            continue  # fixed weights: one seed says all
+                        r = run_case(case, name, dtype, device, args.precision, seed=seed, tolerance=tol).result
+                        if r.status not in ("pass", "fail"):
+                            if r.status == "error":
+                                print(f"error: {case.name} {name} {device} {dtype} seed {seed}: {r.reason.splitlines()[0]}")
+                            continue
+                        key = (name, device, dtype)
+                        runs[key] += 1
+                        prev = worst.get(key, (0.0, 0.0, ""))
+                        where = f"{case.name} seed {seed}" if r.worst_abs > prev[0] else prev[2]
+                        worst[key] = (max(prev[0], r.worst_abs), max(prev[1], r.worst_ratio), where)
+    print(f"precision {args.precision}")
+    print(f"{'backend':<10} {'device':<6} {'dtype':<9} {'runs':>5} {'max abs err':>12} {'max ratio':>10}  where")
+    for key, (abs_err, ratio, where) in sorted(worst.items()):
+        name, device, dtype = key
+        shown = "no bound" if key in unbounded else f"{ratio:.3g}"
+        print(f"{name:<10} {device:<6} {dtype:<9} {runs[key]:>5} {abs_err:>12.3g} {shown:>10}  {where}")
     return 0
+
+
+def _root():
+    """The checkout that holds cases/ (benchmarks and agreement cases are run from there)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "cases" / "bench_forward.py").exists():
+        raise SystemExit(f"{root} has no cases/bench_forward.py: run this from a checkout of the harness")
+    return root
+
+
+def _pytest(args: list[str], env: dict[str, str] | None = None) -> tuple[list[str], int]:
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    print("$ " + " ".join(cmd), flush=True)
+    return cmd, subprocess.run(cmd, cwd=_root(), env={**os.environ, **(env or {})}).returncode
+
+
+def cmd_bench(args) -> int:
+    import json
+
+    from harness import backends, devices
+
+    names = _csv(args.backend) if args.backend else backends.subjects()
+    for n in names:
+        backends.get(n)
+    out = Path(args.out).resolve()
+    parts = out.parent / "bench"
+    parts.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for name in names:
+        for mode in _csv(args.precision):
+            devs = [d for d in _csv(args.device) if mode == "exact" or d != "cpu"]  # tf32 is a GPU matter
+            if not devs:
+                continue
+            stem = parts / f"{name}-{mode}"
+            json_path, not_run = stem.with_suffix(".json"), stem.with_suffix(".not_run.json")
+            for stale in (json_path, not_run):
+                stale.unlink(missing_ok=True)
+            cmd, rc = _pytest(
+                ["--bench", "cases/bench_forward.py", "-q", "-rs", "--backend", name, "--device", ",".join(devs),
+                 "--precision", mode, "--bench-threads", str(args.threads), "--bench-seconds", str(args.seconds),
+                 f"--benchmark-json={json_path}", f"--bench-not-run={not_run}", *(["-k", args.k] if args.k else [])],
+                env=devices.thread_env(args.threads))
+            runs.append({"backend": name, "precision": mode, "devices": devs, "command": " ".join(cmd),
+                         "returncode": rc, "json": str(json_path), "not_run": str(not_run)})
+    from harness.bench import merge
+
+    merged = merge(runs)
+    out.write_text(json.dumps(merged, indent=1))
+    print(f"\n{len(merged['benchmarks'])} benchmarks, {len(merged['lstm_harness']['not_run'])} not run: {out}")
+    for item in {(n["backend"], n["device"], n["status"], n["reason"]) for n in merged["lstm_harness"]["not_run"]}:
+        print("  {}: {} {}: {}".format(*item))
+    failed = [r for r in runs if r["returncode"] not in (0, 5)]  # 5: nothing collected (e.g. -k)
+    for r in failed:
+        print(f"FAILED ({r['returncode']}): {r['command']}")
+    return 1 if failed else 0
+
+
+def cmd_gpu(args) -> int:
+    """GPU agreement in both modes, then CPU and GPU benchmarks; the exit status says if any failed.
+
+    A process per backend and mode: the precision flags are per process, and each framework brings
+    its own CUDA libraries (a crash in one must not take the others' results with it).
+    """
+    from harness import backends
+
+    reports = Path(args.reports).resolve()
+    names = _csv(args.backend) if args.backend else backends.subjects()
+    status = 0
+    for mode, dtypes in (("exact", "float32,float64,float16,bfloat16"), ("tf32", "float32")):
+        for name in names:
+            _, rc = _pytest(["-m", "gpu", "-q", "-rs", "--backend", name, "--dtype", dtypes, "--precision", mode,
+                             f"--results={reports / f'gpu-agreement-{name}-{mode}.jsonl'}", "cases/test_agreement.py"])
+            status |= rc not in (0, 5)  # 5: nothing selected
+    bench_args = argparse.Namespace(backend=",".join(names), device="cpu,cuda", precision="exact,tf32",
+                                    threads=args.threads, seconds=args.seconds, k=args.k,
+                                    out=str(reports / "bench.json"))
+    status |= cmd_bench(bench_args)
+    return int(status)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,6 +227,20 @@ def main(argv: list[str] | None = None) -> int:
     sub.choices["measure"].add_argument("--seeds", type=int, default=8, help="seeds per case (default 8)")
     sub.choices["measure"].add_argument("--no-sweep", dest="sweep", action="store_false",
                                         help="leave out the larger sizes of catalogue.SIZE_SWEEP")
+    threads = len(os.sched_getaffinity(0))
+    for name, func, helptext in (("bench", cmd_bench, "forward-pass benchmarks, a process per backend and mode"),
+                                 ("gpu", cmd_gpu, "GPU agreement (exact and tf32) and CPU + GPU benchmarks")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--backend", default="", help="comma-separated backends (default: all but the reference)")
+        p.add_argument("--threads", type=int, default=threads, help=f"CPU threads per runtime (default {threads})")
+        p.add_argument("--seconds", type=float, default=2.0, help="timed seconds per benchmark (default 2)")
+        p.add_argument("-k", default="", help="pytest -k expression to narrow the benchmarks")
+        p.set_defaults(func=func)
+    sub.choices["bench"].add_argument("--device", default="cpu", help="comma-separated: cpu, cuda (default cpu)")
+    sub.choices["bench"].add_argument("--precision", default="exact",
+                                      help="comma-separated modes: exact, tf32 (tf32 runs on GPU devices only)")
+    sub.choices["bench"].add_argument("--out", default="reports/bench.json", help="the merged JSON")
+    sub.choices["gpu"].add_argument("--reports", default="reports", help="where the results go")
     args = parser.parse_args(argv)
     return args.func(args)
 

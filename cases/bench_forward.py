@@ -1,0 +1,58 @@
+"""Forward-pass benchmarks: every backend on the same work, per device and dtype (harness.bench).
+
+Not collected by a plain `pytest` (the name does not match test_*.py); `--bench` turns them on:
+
+    python -m pytest --bench cases/bench_forward.py --backend torch --device cpu \
+        --benchmark-json reports/bench/torch-exact.json
+
+Settings fixed once per process (threads, TF32, jax x64) make one process per backend and precision
+mode the sound way to run them all: `python -m harness bench` does that and merges the JSON.
+Speed is never asserted; a benchmark fails only if its forward pass errs or returns non-finite values.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import backends, bench
+from harness.results import NOT_INSTALLED, SKIPPED, UNSUPPORTED
+
+pytestmark = pytest.mark.bench
+
+
+def pytest_generate_tests(metafunc):
+    if "work" in metafunc.fixturenames:
+        from conftest import _devices
+
+        works = bench.works(_devices(metafunc.config))
+        metafunc.parametrize("work", [
+            pytest.param(w, id=w.id, marks=[pytest.mark.gpu] if w.device != "cpu" else []) for w in works])
+
+
+@pytest.fixture
+def settings(request, mode) -> bench.Settings:
+    opt = request.config.getoption
+    return bench.Settings(mode=mode, threads=opt("--bench-threads"), seconds=opt("--bench-seconds"),
+                          min_rounds=opt("--bench-min-rounds"), warmup=opt("--bench-warmup"))
+
+
+def test_forward(benchmark, backend_name, work, settings, request):
+    backend = backends.get(backend_name)
+    for status, reason in ((NOT_INSTALLED, backend.installed()),
+                           (UNSUPPORTED, reason_if_installed(backend, "supports", work)),
+                           (SKIPPED, reason_if_installed(backend, "device_missing", work))):
+        if reason:
+            request.config._lstm_not_run.append({"name": request.node.name, "backend": backend_name,
+                                                 **work.__dict__, "status": status, "reason": reason})
+            pytest.skip(f"{status}: {reason}")
+    if settings.mode == "tf32" and work.device == "cpu":
+        pytest.skip("skipped: the tf32 mode changes nothing on a CPU (no framework has TF32 there)")
+    benchmark.extra_info.update(bench.run_forward(benchmark, backend, work, settings))
+
+
+def reason_if_installed(backend, check: str, work: bench.Work) -> str | None:
+    if backend.installed():
+        return None  # already reported as not installed
+    if check == "supports":
+        return backend.supports(work.spec, work.dtype, work.device)
+    return backend.device_missing(work.device)

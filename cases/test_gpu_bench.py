@@ -1,0 +1,246 @@
+"""Everything of the GPU runs and the benchmarks that a machine without a GPU can check.
+
+Precision modes set and read back, tolerances per device, devices reported present or missing
+(a skip with its reason), the kernel that ran, the timed forward computing the real thing, the FLOP
+count, benchmarks kept out of a plain `pytest`, and `python -m harness bench` leaving a JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import backends, bench, devices, precision
+from harness.backends import Backend, Capabilities
+from harness.catalogue import get_case
+from harness.compare import GPU_TOLERANCES, TOLERANCES, tolerance_for
+from harness.results import PASS, SKIPPED
+from harness.runner import oracle_for, run_case
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def installed(name: str) -> backends.Backend:
+    backend = backends.get(name)
+    if backend.installed():
+        pytest.skip(f"not installed: {backend.installed()}")
+    return backend
+
+
+@pytest.fixture
+def exact_afterwards():
+    yield
+    precision.apply("exact")
+
+
+# Precision -----------------------------------------------------------------------------------
+def test_modes_set_and_read_back_torch_flags(exact_afterwards):
+    installed("torch")
+    import torch
+
+    tf32 = precision.apply("tf32")
+    assert tf32["precision"] == "tf32" and precision.tf32_allowed()
+    assert tf32["torch.backends.cudnn.allow_tf32"] == "True" and tf32["torch.backends.cudnn.rnn.fp32_precision"] == "tf32"
+    assert tf32["torch.backends.cuda.matmul.fp32_precision"] == "tf32"
+    exact = precision.apply("exact")
+    assert exact["torch.backends.cudnn.allow_tf32"] == "False" and exact["torch.backends.cuda.matmul.allow_tf32"] == "False"
+    assert exact["torch.backends.cudnn.rnn.fp32_precision"] == "none"  # the newer API's view: no TF32
+    assert exact["torch.backends.cuda.matmul.fp32_precision"] == "ieee"
+    assert exact["torch.cuda.matmul.allow_fp16_reduced_precision_reduction"] == "False"
+    assert not precision.tf32_allowed()
+    # One API, consistently: torch's own code that reads the older flags must not raise (torch.onnx.export does).
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        pass
+
+
+def test_unknown_mode_and_dtype_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"precision mode must be one of \('exact', 'tf32'\), got 'fast'"):
+        precision.apply("fast")
+    with pytest.raises(ValueError, match="dtype: expected one of"):
+        precision.dtype_name("float17")
+    assert precision.dtype_name("bfloat16") == "bfloat16" and precision.dtype_name(np.float16) == "float16"
+
+
+def test_the_mode_goes_with_every_result(exact_afterwards):
+    installed("torch")
+    r = run_case(get_case("plain"), "torch", "float32", "cpu", "exact").result
+    assert r.status == PASS, r.reason
+    assert r.precision == "exact" and r.environment["precision"] == "exact"
+    assert r.environment["torch.backends.cudnn.allow_tf32"] == "False"
+
+
+# Tolerances per device --------------------------------------------------------------------
+def test_gpu_bounds_are_their_own_and_say_what_they_rest_on():
+    assert tolerance_for("float32", "exact", device="cpu") is TOLERANCES[("float32", "exact")]
+    assert tolerance_for("float32", "exact", device="cuda") is GPU_TOLERANCES[("float32", "exact")]
+    assert tolerance_for("float32", "tf32", device="cuda").atol > tolerance_for("float32", "exact", device="cuda").atol
+    for (dtype, mode), tol in GPU_TOLERANCES.items():
+        assert "not re-measured" in tol.evidence or "NOT MEASURED ON A GPU" in tol.evidence, (dtype, mode)
+    with pytest.raises(KeyError, match="python -m harness measure --device cpu --dtype float32 --precision tf32"):
+        tolerance_for("float32", "tf32", device="cpu")
+
+
+# Devices ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["torch", "keras"])
+def test_gpu_backends_report_each_device(name):
+    backend = installed(name)
+    present = backend.devices_present()
+    assert set(present) == {"cpu", "cuda"} and present["cpu"] is None
+    reason = devices.missing(backend.runtime(), "cuda")
+    assert present["cuda"] == reason
+    if reason is not None:  # this machine: the reason names the runtime that has no GPU
+        assert {"torch": "torch", "tensorflow": "TensorFlow", "jax": "jax"}[backend.runtime()] in reason
+
+
+@pytest.mark.parametrize("name", ["torch", "keras"])
+def test_no_gpu_is_a_skip_with_the_reason(name):
+    backend = installed(name)
+    reason = backend.device_missing("cuda")
+    if reason is None:
+        pytest.skip("skipped: a CUDA device is present here (this test checks the machine without one)")
+    r = run_case(get_case("plain"), name, "float32", "cuda", "exact").result
+    assert (r.status, r.reason) == (SKIPPED, reason)
+
+
+def test_a_backend_without_a_gpu_path_and_an_unknown_runtime_say_so():
+    class CpuOnly(Backend):
+        name, framework, capabilities = "cpu-only", "numpy", Capabilities()
+
+    assert CpuOnly().device_missing("cuda") == "cpu-only has no cuda path (devices: cpu)"
+    assert devices.missing("some-runtime", "cuda") == "some-runtime has no cuda path"
+    with pytest.raises(ValueError, match="device must be one of"):
+        devices.missing("torch", "gpu0")
+
+
+def test_pytest_m_gpu_selects_the_cuda_cases():
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", "-q", "-m", "gpu",
+                          "--backend", "torch", "--dtype", "float32", "cases/test_agreement.py"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    ids = [line for line in out.stdout.splitlines() if "::" in line]
+    assert ids and all("cuda-float32" in i for i in ids), out.stdout[-2000:]
+    assert len(ids) == len([c for c in ids if "test_agreement[" in c])  # the sweep runs on the cpu only
+
+
+# The kernel that ran -----------------------------------------------------------------------
+@pytest.mark.parametrize(("case_name", "kernel"), [("plain", "oneDNN (aten::mkldnn_rnn_layer)"),
+                                                   ("projection", "ATen per-step LSTM cells (no fused kernel)")])
+def test_torch_records_its_silent_fallback(case_name, kernel):
+    installed("torch")
+    r = run_case(get_case(case_name), "torch", "float32", "cpu", "exact").result
+    assert r.status == PASS and r.environment["kernel"] == kernel
+
+
+def test_keras_records_its_path_and_sees_a_declined_cudnn_call():
+    backend = installed("keras")
+    r = run_case(get_case("plain"), "keras", "float32", "cpu", "exact").result
+    assert r.environment["kernel"] == "keras generic RNN loop (use_cudnn=False on cpu)"
+    model, (x, h0, c0), _ = oracle_for(get_case("plain"), "float32")
+    prepared = backend.prepare(model, "float32", "cpu")
+    for layer in prepared["layers"]:
+        layer.use_cudnn = "auto"  # as on a GPU: Keras offers the work to its backend's fused lstm first
+    with backend.watch_kernel(prepared) as seen:
+        backend.run(prepared, x.astype("float32"), h0.astype("float32"), c0.astype("float32"))
+    if backend.runtime() == "torch":  # the torch backend's lstm runs its own loop on a CPU tensor
+        assert seen["kernel"].startswith("keras torch backend.lstm fallback loop"), seen
+    else:
+        assert seen["kernel"] == "keras generic RNN loop (backend.lstm declined: its cuDNN conditions do not hold)"
+
+
+def test_keras_kernel_names_the_gpu_paths():
+    from harness.backends.keras import keras_kernel
+
+    bidi = [("bidirectional_lstm", "declined"), ("lstm", "ran"), ("lstm", "ran")]
+    assert keras_kernel("tensorflow", bidi, set(), "cuda") == "cuDNN (keras tensorflow backend.lstm: tf CudnnRNN)"
+    assert keras_kernel("torch", [("lstm", "ran")], {"aten::_cudnn_rnn"}, "cuda").startswith("cuDNN (aten::_cudnn_rnn)")
+    assert "fallback loop" in keras_kernel("torch", [("lstm", "ran")], {"aten::addmm"}, "cuda")
+    assert "declined" in keras_kernel("jax", [("lstm", "declined")], set(), "cuda")
+
+
+# The timed forward -------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["torch", "keras"])
+def test_the_timed_call_computes_the_forward(name):
+    backend = installed(name)
+    case = get_case("bidirectional-2layer")
+    model, (x, h0, c0), expected = oracle_for(case, "float32")
+    prepared = backend.prepare(model, "float32", "cpu")
+    forward = backend.forward_callable(prepared, *(a.astype("float32") for a in (x, h0, c0)))
+    got = forward.fetch(forward.call())
+    for part, exp, act in zip(("y", "h_n", "c_n"), expected, got):
+        np.testing.assert_allclose(act, exp, atol=2e-6, rtol=2e-6, err_msg=part)
+    assert forward.what
+
+
+def test_the_default_timed_call_is_run():
+    from harness.backends.numpy_ref import NumpyBackend
+
+    model, (x, h0, c0), expected = oracle_for(get_case("plain"), "float64")
+    backend = NumpyBackend()
+    forward = backend.forward_callable(backend.prepare(model), x, h0, c0)
+    assert "run()" in forward.what
+    np.testing.assert_array_equal(forward.fetch(forward.call()).y, expected.y)
+
+
+# Benchmarks --------------------------------------------------------------------------------
+def test_forward_flops_counts_every_matrix_product():
+    from harness.spec import LSTMSpec
+
+    assert bench.forward_flops(LSTMSpec(input_size=5, hidden_size=7), batch=2, steps=3) == 3 * 2 * 2 * 28 * (5 + 7)
+    spec = LSTMSpec(input_size=5, hidden_size=7, proj_size=4, num_layers=2, bidirectional=True)
+    per_step_l0 = 2 * (2 * 2 * 28 * (5 + 4) + 2 * 2 * 4 * 7)  # two directions, input 5, recurrent 4
+    per_step_l1 = 2 * (2 * 2 * 28 * (8 + 4) + 2 * 2 * 4 * 7)  # layer 1 reads both directions' 4
+    assert bench.forward_flops(spec, batch=2, steps=3) == 3 * (per_step_l0 + per_step_l1)
+
+
+def test_the_selection_holds_the_sizes_and_sweeps():
+    cpu, gpu = bench.works(["cpu"]), bench.works(["cuda"])
+    sizes = lambda ws: {(w.batch, w.steps, w.input_size, w.hidden_size) for w in ws if not w.sweep}  # noqa: E731
+    assert sizes(cpu) == {(64, 100, 512, 512), (1, 100, 512, 512), (16, 25, 256, 256)}
+    assert sizes(gpu) == sizes(cpu) | {(64, 512, 1024, 1024)}
+    assert {w.dtype for w in cpu} == {"float32"} and {w.dtype for w in gpu} == {"float32", "float16", "bfloat16"}
+    assert sorted(w.steps for w in cpu if w.sweep == "steps") == list(bench.SWEEP_STEPS)
+    assert sorted(w.batch for w in cpu if w.sweep == "batch") == list(bench.SWEEP_BATCH)
+    assert len({w.id for w in cpu + gpu}) == len(cpu + gpu)
+
+
+def test_benchmarks_stay_out_of_a_plain_pytest():
+    def pytest_(*args):
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--backend", "torch", *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300).stdout
+
+    others = "--ignore-glob=cases/test_*.py"  # collect cases/ as a plain run would, less the test modules
+    assert "no tests collected" in pytest_("--co", "-q", others)
+    assert "bench_forward.py::test_forward[cpu-float32-B64-T100-I512-H512-torch]" in pytest_("--co", "-q", others, "--bench")
+    explicit = pytest_("-q", "-rs", "-k", "steps-B16-T1-", "cases/bench_forward.py")
+    assert "benchmarks run only with --bench" in explicit and " passed" not in explicit
+
+
+def test_harness_bench_leaves_a_json_for_the_reports(tmp_path):
+    installed("torch")
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "harness", "bench", "--backend", "torch", "--device", "cpu,cuda",
+                          "--seconds", "0.05", "-k", "steps-B16-T1-", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(data)  # pytest-benchmark's
+    [cpu] = [b for b in data["benchmarks"] if b["extra_info"]["device"] == "cpu"]
+    info = cpu["extra_info"]
+    assert cpu["group"] == "sweep steps cpu float32 B16 I256 H256" and cpu["stats"]["rounds"] >= 3
+    assert info["kernel"] == "oneDNN (aten::mkldnn_rnn_layer)"
+    assert info["first_call_s"] > 0 and info["threads"]["torch.num_threads"] == str(len(os.sched_getaffinity(0)))
+    assert info["precision_flags"]["torch.backends.cudnn.allow_tf32"] == "False"
+    assert info["achieved_flops_per_s"] == pytest.approx(info["flops"] / cpu["stats"]["median"])
+    assert info["oracle_max_abs_err"] < 1e-5 and info["peak_how"].startswith("torch.matmul 2048x2048 float32")
+    assert data["machine_info"]["lstm_harness"]["backends"]["torch"]["environment"]["torch"]
+    gpu = [b for b in data["benchmarks"] if b["extra_info"]["device"] == "cuda"]
+    if backends.get("torch").device_missing("cuda"):  # no GPU here: each GPU benchmark is listed with why
+        assert not gpu
+        not_run = data["lstm_harness"]["not_run"]
+        assert {(n["dtype"], n["status"]) for n in not_run} == {(d, SKIPPED) for d in ("float32", "float16", "bfloat16")}
+        assert all("no CUDA device visible to torch" in n["reason"] for n in not_run)
