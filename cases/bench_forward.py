@@ -24,7 +24,7 @@ def pytest_generate_tests(metafunc):
     if "work" in metafunc.fixturenames:
         from conftest import _devices
 
-        works = bench.works(_devices(metafunc.config))
+        works = bench.works(_devices(metafunc.config), metafunc.config.getoption("--precision"))
         metafunc.parametrize("work", [
             pytest.param(w, id=w.id, marks=[pytest.mark.gpu] if w.device != "cpu" else []) for w in works])
 
@@ -45,8 +45,6 @@ def test_forward(benchmark, backend_name, work, settings, request):
             request.config._lstm_not_run.append({"name": request.node.name, "backend": backend_name,
                                                  **work.__dict__, "status": status, "reason": reason})
             pytest.skip(f"{status}: {reason}")
-    if settings.mode == "tf32" and work.device == "cpu":
-        pytest.skip("skipped: the tf32 mode changes nothing on a CPU (no framework has TF32 there)")
     benchmark.extra_info.update(bench.run_forward(benchmark, backend, work, settings))
 
 

@@ -206,6 +206,8 @@ def test_the_selection_holds_the_sizes_and_sweeps():
     assert sorted(w.steps for w in cpu if w.sweep == "steps") == list(bench.SWEEP_STEPS)
     assert sorted(w.batch for w in cpu if w.sweep == "batch") == list(bench.SWEEP_BATCH)
     assert len({w.id for w in cpu + gpu}) == len(cpu + gpu)
+    tf32 = bench.works(["cpu", "cuda"], "tf32")  # TF32 changes float32 products on a GPU, nothing else
+    assert tf32 == [w for w in gpu if w.dtype == "float32"]
 
 
 def test_benchmarks_stay_out_of_a_plain_pytest():

@@ -103,12 +103,17 @@ def forward_flops(spec: LSTMSpec, batch: int, steps: int) -> int:
     return total
 
 
-def works(device_list, dtypes: dict[str, tuple[str, ...]] | None = None) -> list[Work]:
-    """The benchmark selection for these devices: standard sizes, the GPU-only size, both sweeps."""
+def works(device_list, mode: str = "exact") -> list[Work]:
+    """The benchmark selection for these devices: standard sizes, the GPU-only size, both sweeps.
+
+    The tf32 mode changes float32 products on a GPU only, so under it only those are selected.
+    """
     out = []
     for device in device_list:
         devices.check_device(device)
-        for dtype in (dtypes or DEVICE_DTYPES)[device]:
+        if precision.check_mode(mode) == "tf32" and device == "cpu":
+            continue
+        for dtype in DEVICE_DTYPES[device] if mode == "exact" else ("float32",):
             sizes = STANDARD_SIZES + (GPU_ONLY_SIZES if device != "cpu" else ())
             out += [Work(*size, device, dtype) for size in sizes]
             out += [Work(16, t, 256, 256, device, dtype, "steps") for t in SWEEP_STEPS]
