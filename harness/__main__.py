@@ -170,7 +170,7 @@ def cmd_bench(args) -> int:
                 ["--bench", "cases/bench_forward.py", "-q", "-rs", "--backend", name, "--device", ",".join(devs),
                  "--precision", mode, "--bench-threads", str(args.threads), "--bench-seconds", str(args.seconds),
                  f"--benchmark-json={json_path}", f"--bench-not-run={not_run}", *(["-k", args.k] if args.k else [])],
-                env=devices.thread_env(args.threads))
+                env=devices.process_env(args.threads))
             runs.append({"backend": name, "precision": mode, "devices": devs, "command": " ".join(cmd),
                          "returncode": rc, "json": str(json_path), "not_run": str(not_run)})
     from harness.bench import merge
@@ -192,7 +192,7 @@ def cmd_gpu(args) -> int:
     A process per backend and mode: the precision flags are per process, and each framework brings
     its own CUDA libraries (a crash in one must not take the others' results with it).
     """
-    from harness import backends
+    from harness import backends, devices
 
     reports = Path(args.reports).resolve()
     names = _csv(args.backend) if args.backend else backends.subjects()
@@ -200,7 +200,8 @@ def cmd_gpu(args) -> int:
     for mode, dtypes in (("exact", "float32,float64,float16,bfloat16"), ("tf32", "float32")):
         for name in names:
             _, rc = _pytest(["-m", "gpu", "-q", "-rs", "--backend", name, "--dtype", dtypes, "--precision", mode,
-                             f"--results={reports / f'gpu-agreement-{name}-{mode}.jsonl'}", "cases/test_agreement.py"])
+                             f"--results={reports / f'gpu-agreement-{name}-{mode}.jsonl'}", "cases/test_agreement.py"],
+                            env=devices.process_env(args.threads))
             status |= rc not in (0, 5)  # 5: nothing selected
     bench_args = argparse.Namespace(backend=",".join(names), device="cpu,cuda", precision="exact,tf32",
                                     threads=args.threads, seconds=args.seconds, k=args.k,

@@ -102,10 +102,14 @@ def synchronize(runtime: str, device: str, outputs: Any = None) -> None:
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 
-def thread_env(threads: int) -> dict[str, str]:
-    """Environment for a fresh process so every runtime's pools start with `threads` threads."""
+def process_env(threads: int) -> dict[str, str]:
+    """Environment for a fresh benchmark process: every runtime's CPU pools start with `threads`
+    threads, and no runtime takes the whole GPU at start-up (TensorFlow and jax do by default), so
+    torch, which measures the GEMM peak and the CUDA events, can still allocate beside them."""
     env = {name: str(threads) for name in THREAD_ENV}
     env["TF_NUM_INTEROP_THREADS"] = "1"
+    env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     # jax: not set. XLA's CPU backend sizes its pool from the cores and has no documented flag for
     # it; its setting is recorded as not controlled (set_threads below).
     return env
