@@ -146,6 +146,11 @@ _REGISTRY: dict[str, str] = {
     "numpy": "harness.backends.numpy_ref:NumpyBackend",
     "torch": "harness.backends.torch:TorchBackend",
     "keras": "harness.backends.keras:KerasBackend",
+    "tf1": "harness.backends.tf1:TF1Backend",
+    "tf1-basic": "harness.backends.tf1:TF1BasicBackend",
+    "tf-block": "harness.backends.tf_block:BlockLSTMBackend",
+    "tf-block-cell": "harness.backends.tf_block:LSTMBlockCellBackend",
+    "tf-block-v2": "harness.backends.tf_block:BlockLSTMV2Backend",
 }
 _INSTANCES: dict[str, Backend] = {}
 
