@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from collections import defaultdict
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter (as in conftest.py)
 
 if importlib.util.find_spec("torch") is not None:  # torch before tensorflow, as in conftest.py
     import torch  # noqa: F401

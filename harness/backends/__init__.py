@@ -148,6 +148,11 @@ _REGISTRY: dict[str, str] = {
     "keras": "harness.backends.keras:KerasBackend",
     "onnx": "harness.backends.onnx:OnnxBackend",
     "onnx-reference": "harness.backends.onnx_reference:OnnxReferenceBackend",
+    "tf1": "harness.backends.tf1:TF1Backend",
+    "tf1-basic": "harness.backends.tf1:TF1BasicBackend",
+    "tf-block": "harness.backends.tf_block:BlockLSTMBackend",
+    "tf-block-cell": "harness.backends.tf_block:LSTMBlockCellBackend",
+    "tf-block-v2": "harness.backends.tf_block:BlockLSTMV2Backend",
 }
 _INSTANCES: dict[str, Backend] = {}
 
