@@ -1,8 +1,12 @@
-"""Command line: `python -m harness run | measure`.
+"""Command line: `python -m harness run | report | measure`.
 
-  run      the agreement matrix over every installed framework, printed as a table (and saved as
-           JSON lines for the reports); --case/--backend/--dtype/--device narrow it, and a failing
-           cell prints its full message. Exit status 1 if anything failed or errored.
+  run      the main job: the agreement matrix over every installed framework, printed as a table,
+           saved as JSON lines and written as reports/agreement.html (plus reports/performance.html
+           when benchmark JSON is there; --bench runs the benchmarks first); --case/--backend/--dtype/
+           --device narrow it, and a failing cell prints its full message. Exit status 1 if anything
+           failed or errored.
+  report   rebuild the pages from saved results: results JSON lines, pytest-benchmark JSON, and
+           --compare an earlier benchmark JSON to mark regressions.
   measure  the float32/float64 errors behind the tolerance table in harness/compare.py, over the
            catalogue and extra seeds (run it after changing a backend, and update the evidence).
 """
@@ -11,11 +15,19 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import shlex
+import subprocess
 import sys
+from pathlib import Path
 from collections import defaultdict
 
 if importlib.util.find_spec("torch") is not None:  # torch before tensorflow, as in conftest.py
     import torch  # noqa: F401
+
+
+# How `run --bench` runs the benchmark suite (pytest-benchmark tests): pytest with these arguments,
+# plus --backend/--device as given and --benchmark-json; --bench-args replaces them.
+BENCH_PYTEST_ARGS = "--benchmark-only"
 
 
 def _csv(text: str) -> list[str]:
@@ -73,7 +85,57 @@ def cmd_run(args) -> int:
             print(f"\n{r.status.upper()} {r.case} {r.backend} {r.device} {r.dtype}:\n{r.reason}")
     if args.results:
         print(f"\nresults written to {write_jsonl(results, args.results)}")
-    return 1 if any(r.status in (FAIL, ERROR) for r in results) else 0
+    status = 1 if any(r.status in (FAIL, ERROR) for r in results) else 0
+    if args.bench:
+        status = max(status, _run_benchmarks(args))
+    if args.reports:
+        bench = Path(args.bench_json) if args.bench_json and Path(args.bench_json).exists() else None
+        _write_pages(args.reports, results, args.results, bench, args.compare, args.threshold)
+    return status
+
+
+def _run_benchmarks(args) -> int:
+    """The benchmark suite in its own pytest process (benchmarks fix per-process settings)."""
+    if not args.bench_json:
+        raise SystemExit("--bench needs --bench-json: where pytest-benchmark saves its JSON")
+    cmd = [sys.executable, "-m", "pytest", *shlex.split(args.bench_args), "--device", args.device,
+           f"--benchmark-json={args.bench_json}"] + (["--backend", args.backend] if args.backend else [])
+    print("\nbenchmarks:", shlex.join(cmd), flush=True)
+    Path(args.bench_json).parent.mkdir(parents=True, exist_ok=True)
+    rc = subprocess.call(cmd)
+    if rc:
+        print(f"benchmark run exited with status {rc}")
+    return 1 if rc else 0
+
+
+def _write_pages(out_dir, results, results_source, bench, compare, threshold) -> None:
+    from harness.report import write_reports
+
+    for path in write_reports(out_dir, results=results, results_source=results_source or "", bench=bench,
+                              compare=compare, threshold=threshold):
+        print(f"report written to {path}")
+
+
+def cmd_report(args) -> int:
+    from harness.results import read_jsonl
+
+    def given(path, default, what):
+        """The explicit path (which must exist), else the default where it exists."""
+        if path:
+            if not Path(path).exists():
+                raise SystemExit(f"--{what}: {path} does not exist")
+            return Path(path)
+        return Path(default) if Path(default).exists() else None
+
+    results = given(args.results, "reports/results.jsonl", "results")
+    bench = given(args.bench_json, "reports/benchmark.json", "bench-json")
+    if args.compare and not Path(args.compare).exists():
+        raise SystemExit(f"--compare: {args.compare} does not exist")
+    if results is None and bench is None:
+        raise SystemExit("nothing to report: no reports/results.jsonl (python -m harness run) and no "
+                         "reports/benchmark.json (pytest --benchmark-json=...); name them with --results / --bench-json")
+    _write_pages(args.out, read_jsonl(results) if results else [], str(results or ""), bench, args.compare, args.threshold)
+    return 0
 
 
 def cmd_measure(args) -> int:
@@ -116,8 +178,24 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--device", default="cpu")
         p.add_argument("--precision", default="exact")
         p.set_defaults(func=func)
-    sub.choices["run"].add_argument("--results", default="reports/results.jsonl",
-                                    help="where to save the results as JSON lines ('' to skip)")
+    run = sub.choices["run"]
+    run.add_argument("--results", default="reports/results.jsonl", help="where to save the results as JSON lines ('' to skip)")
+    run.add_argument("--reports", default="reports", help="folder for agreement.html and performance.html ('' to skip)")
+    run.add_argument("--bench", action="store_true", help="run the benchmark suite too (pytest-benchmark)")
+    run.add_argument("--bench-args", default=BENCH_PYTEST_ARGS, help=f"pytest arguments of --bench (default {BENCH_PYTEST_ARGS!r})")
+    run.add_argument("--bench-json", default="reports/benchmark.json",
+                     help="benchmark JSON: written by --bench, and the performance page is made from it when present")
+    report = sub.add_parser("report", help="rebuild the HTML reports from saved results")
+    report.add_argument("--results", default="", help="results JSON lines (default reports/results.jsonl if present)")
+    report.add_argument("--bench-json", default="", help="pytest-benchmark JSON (default reports/benchmark.json if present)")
+    report.add_argument("--out", default="reports", help="folder for the pages (default reports)")
+    report.set_defaults(func=cmd_report)
+    from harness.report.performance import REGRESSION_THRESHOLD
+
+    for p in (run, report):
+        p.add_argument("--compare", default="", help="an earlier benchmark JSON: mark regressions against it")
+        p.add_argument("--threshold", type=float, default=REGRESSION_THRESHOLD,
+                       help=f"slow-down that counts as a regression, as a fraction (default {REGRESSION_THRESHOLD})")
     sub.choices["measure"].add_argument("--seeds", type=int, default=8, help="seeds per case (default 8)")
     args = parser.parse_args(argv)
     return args.func(args)
