@@ -83,6 +83,14 @@ def _screenshot(driver, name: str) -> Path:
     return path
 
 
+def _drawn(driver, svg, kind: str) -> int:
+    """How many of the chart's bars or lines have a visible size on screen."""
+    return driver.execute_script(
+        "return [...arguments[0].querySelectorAll(`g[id*='-${arguments[1]}-']`)]"
+        ".filter(g => { const r = g.getBoundingClientRect(); return r.width > 0 && r.height > 0; }).length",
+        svg, kind)
+
+
 def test_agreement_page_in_browser(browser, pages):
     from selenium.webdriver.common.by import By
 
@@ -109,12 +117,18 @@ def test_performance_page_in_browser(browser, pages):
 
     browser.set_window_size(1400, 1000)
     _open(browser, pages["performance"])
-    charts = browser.find_elements(By.CSS_SELECTOR, "figure.chart svg")
-    assert len(charts) >= 3 and len(browser.find_elements(By.CSS_SELECTOR, 'figure[data-chart="sweep"] svg')) == 2
-    for chart in charts:
-        box = browser.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", chart)
-        assert box[0] > 200 and box[1] > 80, box  # drawn, not an empty box
-        assert chart.find_elements(By.CSS_SELECTOR, "path"), "a chart with nothing drawn"
+    size_charts = browser.find_elements(By.CSS_SELECTOR, 'figure[data-chart="size"] svg')
+    tables = browser.find_elements(By.CSS_SELECTOR, "table.perf:not(.compile)")
+    assert len(size_charts) == len(tables) > 0
+    series = set()
+    for chart, table in zip(size_charts, tables):
+        rows = table.find_elements(By.CSS_SELECTOR, "tr")[1:]
+        series |= {r.find_element(By.TAG_NAME, "td").text for r in rows}
+        assert _drawn(browser, chart, "bar") == len(rows)  # one visible bar per backend of the size
+    sweeps = browser.find_elements(By.CSS_SELECTOR, 'figure[data-chart="sweep"] svg')
+    assert len(sweeps) == 2  # time against steps, time against batch
+    for chart in sweeps:
+        assert _drawn(browser, chart, "line") == len(series)
     assert browser.find_elements(By.CSS_SELECTOR, "table.perf.compile")
     assert "no regression against" in browser.find_element(By.CSS_SELECTOR, ".banner").text
     _screenshot(browser, "performance.png")

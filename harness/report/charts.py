@@ -61,7 +61,9 @@ def bars(labels: Sequence[str], medians: Sequence[float], q1: Sequence[float], q
     ax = fig.add_subplot()
     ys = range(len(labels))
     err = [[m - a for m, a in zip(medians, q1)], [b - m for m, b in zip(medians, q3)]]
-    ax.barh(ys, medians, xerr=err, color=colours, ecolor="#333333", capsize=3, height=0.6)
+    drawn = ax.barh(ys, medians, xerr=err, color=colours, ecolor="#333333", capsize=3, height=0.6)
+    for i, bar in enumerate(drawn.patches):
+        bar.set_gid(f"bar-{i}")  # named in the SVG, so a test can find the bars on screen
     ax.set_yticks(list(ys), [_text(label) for label in labels])
     ax.invert_yaxis()
     if max(medians) > 30 * min(medians):
@@ -79,9 +81,9 @@ def lines(series: dict[str, tuple[list[float], list[float], list[float], list[fl
 
     fig = _figure(6.0, 3.6)
     ax = fig.add_subplot()
-    for label, (xs, med, q1, q3) in series.items():
+    for i, (label, (xs, med, q1, q3)) in enumerate(series.items()):
         colour, marker = styles[label]
-        ax.plot(xs, med, marker=marker, color=colour, label=_text(label))
+        ax.plot(xs, med, marker=marker, color=colour, label=_text(label), gid=f"line-{i}")
         ax.fill_between(xs, q1, q3, color=colour, alpha=0.15, linewidth=0)
     ax.set_xscale("log")
     ax.set_yscale("log")
