@@ -32,7 +32,7 @@ def pytest_addoption(parser):
     g.addoption("--precision", default="exact", help="precision mode (default: exact = TF32 off)")
     g.addoption("--results", default="", help="write the agreement results as JSON lines to this path")
     g.addoption("--report", default="", metavar="DIR",
-                help="write the HTML reports into DIR (with results.jsonl, and benchmark.json when benchmarks ran)")
+                help="write the HTML reports into DIR (with results.jsonl, and bench.json when benchmarks ran)")
 
 
 def pytest_configure(config):

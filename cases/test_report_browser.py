@@ -118,17 +118,18 @@ def test_performance_page_in_browser(browser, pages):
     browser.set_window_size(1400, 1000)
     _open(browser, pages["performance"])
     size_charts = browser.find_elements(By.CSS_SELECTOR, 'figure[data-chart="size"] svg')
-    tables = browser.find_elements(By.CSS_SELECTOR, "table.perf:not(.compile)")
+    tables = browser.find_elements(By.CSS_SELECTOR, 'table[class="perf"]')
     assert len(size_charts) == len(tables) > 0
     series = set()
     for chart, table in zip(size_charts, tables):
         rows = table.find_elements(By.CSS_SELECTOR, "tr")[1:]
         series |= {r.find_element(By.TAG_NAME, "td").text for r in rows}
         assert _drawn(browser, chart, "bar") == len(rows)  # one visible bar per backend of the size
-    sweeps = browser.find_elements(By.CSS_SELECTOR, 'figure[data-chart="sweep"] svg')
-    assert len(sweeps) == 2  # time against steps, time against batch
-    for chart in sweeps:
-        assert _drawn(browser, chart, "line") == len(series)
-    assert browser.find_elements(By.CSS_SELECTOR, "table.perf.compile")
+    sweeps = browser.find_elements(By.CSS_SELECTOR, 'figure[data-chart="sweep"]')
+    assert len(sweeps) == 4  # time against steps and against batch, for float32 and float64
+    for sweep in sweeps:
+        rows = sweep.find_elements(By.XPATH, "following-sibling::table//tr")[1:]
+        assert _drawn(browser, sweep.find_element(By.TAG_NAME, "svg"), "line") == len(rows) > 0
+    assert browser.find_elements(By.CSS_SELECTOR, "table.perf.first-call")
     assert "no regression against" in browser.find_element(By.CSS_SELECTOR, ".banner").text
     _screenshot(browser, "performance.png")

@@ -123,20 +123,33 @@ def test_one_result_per_cell(results):
         build_agreement(results + results[:1])
 
 
-def test_performance_page_per_size_sweeps_and_compile_time():
+def test_performance_page_per_size_sweeps_and_first_calls():
     run = parse(bench_sample(), "sample")
     html = build_performance(run)
-    sizes = {b.size for b in run.benchmarks}
+    sizes = {b.size for b in run.benchmarks if not b.sweep}
     series = {b.series for b in run.benchmarks}
+    assert len(sizes) == 2 and len(series) == 3
     assert html.count('<table class="perf">') == len(sizes)
     for s in sizes:
         assert f">{s.label}</h3>" in html
-    for name in series:
-        assert html.count(f"</span>{name}</td>") == len(sizes), name  # every backend side by side per size
+    for name in series:  # every backend side by side per size, and a line in each sweep of its dtype
+        assert html.count(f"</span>{name}</td>") == len(sizes) + 2, name
+    sweeps = {(b.sweep, b.info["device"], b.info["dtype"]) for b in run.benchmarks if b.sweep}
+    assert len(sweeps) == 4  # steps and batch, for float32 (torch, keras) and float64 (numpy)
     assert html.count('data-chart="size"') == len(sizes)
-    assert html.count('data-chart="sweep"') == 2  # time against steps, time against batch
-    assert html.count("<svg") == len(sizes) + 2
-    assert 'class="perf compile"' in html and "GFLOP/s" in html and "%</td>" in html
+    assert html.count('data-chart="sweep"') == len(sweeps) and html.count('<table class="perf sweep">') == len(sweeps)
+    assert ">time against steps · cpu float32 · batch 16 · input 64 · hidden 64</h3>" in html
+    assert html.count("<svg") == len(sizes) + len(sweeps)
+    assert 'class="perf first-call"' in html and "GFLOP/s" in html and "%</td>" in html
+
+
+def test_benchmarks_that_did_not_run_are_listed():
+    data = bench_sample()
+    data["lstm_harness"] = {"not_run": [
+        {"backend": "jax-cudnn", "device": "cpu", "dtype": "float32", "status": "unsupported", "reason": "no <cpu> path"}] * 3}
+    html = build_performance(parse(data))
+    assert re.search(r"<td>jax-cudnn</td><td>cpu</td><td>float32</td>\s*<td><span class=\"st-unsupported\">unsupported"
+                     r"</span></td><td class=\"num\">3</td><td>no &lt;cpu&gt; path</td>", html)
 
 
 def test_chart_labels_are_escaped():

@@ -2,9 +2,9 @@
 
   run      the main job: the agreement matrix over every installed framework, printed as a table,
            saved as JSON lines and written as reports/agreement.html (plus reports/performance.html
-           when benchmark JSON is there; --bench runs the benchmarks first); --case/--backend/--dtype/
-           --device narrow it, and a failing cell prints its full message. Exit status 1 if anything
-           failed or errored.
+           when reports/bench.json is there; --bench runs the benchmarks first, with `bench`);
+           --case/--backend/--dtype/--device narrow it, and a failing cell prints its full message.
+           Exit status 1 if anything failed or errored.
   report   rebuild the pages from saved results: results JSON lines, pytest-benchmark JSON, and
            --compare an earlier benchmark JSON to mark regressions.
   measure  the float32/float64 errors behind the tolerance table in harness/compare.py, over the
@@ -25,9 +25,7 @@ if importlib.util.find_spec("torch") is not None:  # torch before tensorflow, as
     import torch  # noqa: F401
 
 
-# How `run --bench` runs the benchmark suite (pytest-benchmark tests): pytest with these arguments,
-# plus --backend/--device as given and --benchmark-json; --bench-args replaces them.
-BENCH_PYTEST_ARGS = "--benchmark-only"
+BENCH_JSON = "reports/bench.json"  # where `bench` leaves its merged pytest-benchmark JSON
 
 
 def _csv(text: str) -> list[str]:
@@ -48,6 +46,8 @@ def cmd_run(args) -> int:
     from harness.results import ERROR, FAIL, STATUSES, write_jsonl
     from harness.runner import run_case
 
+    if args.bench and (not args.bench_json or "bench" not in args.commands):
+        raise SystemExit("--bench needs --bench-json and `python -m harness bench` (the benchmark suite)")
     cases, names = _select(args)
     results = []
     for case in cases:
@@ -95,13 +95,10 @@ def cmd_run(args) -> int:
 
 
 def _run_benchmarks(args) -> int:
-    """The benchmark suite in its own pytest process (benchmarks fix per-process settings)."""
-    if not args.bench_json:
-        raise SystemExit("--bench needs --bench-json: where pytest-benchmark saves its JSON")
-    cmd = [sys.executable, "-m", "pytest", *shlex.split(args.bench_args), "--device", args.device,
-           f"--benchmark-json={args.bench_json}"] + (["--backend", args.backend] if args.backend else [])
+    """`python -m harness bench` (its own processes: benchmarks fix per-process settings)."""
+    cmd = [sys.executable, "-m", "harness", "bench", "--out", args.bench_json, "--device", args.device,
+           "--precision", args.precision] + (["--backend", args.backend] if args.backend else [])
     print("\nbenchmarks:", shlex.join(cmd), flush=True)
-    Path(args.bench_json).parent.mkdir(parents=True, exist_ok=True)
     rc = subprocess.call(cmd)
     if rc:
         print(f"benchmark run exited with status {rc}")
@@ -128,12 +125,12 @@ def cmd_report(args) -> int:
         return Path(default) if Path(default).exists() else None
 
     results = given(args.results, "reports/results.jsonl", "results")
-    bench = given(args.bench_json, "reports/benchmark.json", "bench-json")
+    bench = given(args.bench_json, BENCH_JSON, "bench-json")
     if args.compare and not Path(args.compare).exists():
         raise SystemExit(f"--compare: {args.compare} does not exist")
     if results is None and bench is None:
-        raise SystemExit("nothing to report: no reports/results.jsonl (python -m harness run) and no "
-                         "reports/benchmark.json (pytest --benchmark-json=...); name them with --results / --bench-json")
+        raise SystemExit(f"nothing to report: no reports/results.jsonl (python -m harness run) and no "
+                         f"{BENCH_JSON} (python -m harness bench); name them with --results / --bench-json")
     _write_pages(args.out, read_jsonl(results) if results else [], str(results or ""), bench, args.compare, args.threshold)
     return 0
 
@@ -181,13 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.choices["run"]
     run.add_argument("--results", default="reports/results.jsonl", help="where to save the results as JSON lines ('' to skip)")
     run.add_argument("--reports", default="reports", help="folder for agreement.html and performance.html ('' to skip)")
-    run.add_argument("--bench", action="store_true", help="run the benchmark suite too (pytest-benchmark)")
-    run.add_argument("--bench-args", default=BENCH_PYTEST_ARGS, help=f"pytest arguments of --bench (default {BENCH_PYTEST_ARGS!r})")
-    run.add_argument("--bench-json", default="reports/benchmark.json",
+    run.add_argument("--bench", action="store_true", help="run the benchmarks too (python -m harness bench)")
+    run.add_argument("--bench-json", default=BENCH_JSON,
                      help="benchmark JSON: written by --bench, and the performance page is made from it when present")
     report = sub.add_parser("report", help="rebuild the HTML reports from saved results")
     report.add_argument("--results", default="", help="results JSON lines (default reports/results.jsonl if present)")
-    report.add_argument("--bench-json", default="", help="pytest-benchmark JSON (default reports/benchmark.json if present)")
+    report.add_argument("--bench-json", default="", help=f"pytest-benchmark JSON (default {BENCH_JSON} if present)")
     report.add_argument("--out", default="reports", help="folder for the pages (default reports)")
     report.set_defaults(func=cmd_report)
     from harness.report.performance import REGRESSION_THRESHOLD
@@ -197,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--threshold", type=float, default=REGRESSION_THRESHOLD,
                        help=f"slow-down that counts as a regression, as a fraction (default {REGRESSION_THRESHOLD})")
     sub.choices["measure"].add_argument("--seeds", type=int, default=8, help="seeds per case (default 8)")
+    parser.set_defaults(commands=set(sub.choices))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -74,8 +74,7 @@ def bars(labels: Sequence[str], medians: Sequence[float], q1: Sequence[float], q
 
 
 def lines(series: dict[str, tuple[list[float], list[float], list[float], list[float]]],
-          styles: dict[str, tuple[str, str]], *, xlabel: str, title: str,
-          ylabel: str = "median time per call (s)") -> Markup:
+          styles: dict[str, tuple[str, str]], *, xlabel: str, ylabel: str = "median time per call (s)") -> Markup:
     """One line per series (x, median, q1, q3) on log-log axes; the band is the interquartile range."""
     from matplotlib.ticker import NullLocator
 
@@ -92,7 +91,6 @@ def lines(series: dict[str, tuple[list[float], list[float], list[float], list[fl
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(_text(title), fontsize=10, loc="left")
     ax.grid(which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="best", framealpha=0.8)
     return _svg(fig)

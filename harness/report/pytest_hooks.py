@@ -1,7 +1,7 @@
 """`pytest --report DIR`: the reports from a normal test run (conftest.py calls these).
 
 The agreement page comes from the Result records the agreement tests kept; the performance page from
-pytest-benchmark's JSON: the --benchmark-json file when given, else DIR/benchmark.json, which is asked
+pytest-benchmark's JSON: the --benchmark-json file when given, else DIR/bench.json, which is asked
 of pytest-benchmark here when benchmarks ran (so `python -m harness report` can rebuild both later).
 """
 
@@ -20,7 +20,7 @@ def _benchmark_session(config):
 def before_benchmark_saving(config) -> None:
     bs = _benchmark_session(config)
     if bs is not None and bs.benchmarks and not bs.json:
-        bs.json = Path(config.getoption("--report")) / "benchmark.json"
+        bs.json = Path(config.getoption("--report")) / "bench.json"
         bs.json.parent.mkdir(parents=True, exist_ok=True)
 
 
