@@ -99,9 +99,9 @@ def test_agreement_page_in_browser(browser, pages):
     cells = browser.find_elements(By.CSS_SELECTOR, "table.matrix td.cell")
     assert len(cells) == len(pages["results"])
     assert {c.get_attribute("data-status") for c in cells} == set(STATUSES)
-    colours = {c.get_attribute("data-status"): c.value_of_css_property("background-color") + c.value_of_css_property("background-image")
+    colours = {c.get_attribute("data-status"): [c.value_of_css_property(p) for p in ("background-color", "background-image")]
                for c in cells}
-    assert len(set(colours.values())) == len(STATUSES), colours  # each status looks different on screen
+    assert len({str(v) for v in colours.values()}) == len(STATUSES), colours  # each status looks different on screen
     _screenshot(browser, "agreement.png")
     fail = browser.find_element(By.CSS_SELECTOR, 'td.cell[data-status="fail"] details.pop')
     body = fail.find_element(By.CSS_SELECTOR, ".popbody")

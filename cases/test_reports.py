@@ -33,6 +33,19 @@ def agreement_html(results):
     return build_agreement(results)
 
 
+@pytest.fixture(scope="module")
+def perf_html():
+    """The sample's page compared with itself (charts take a moment: made once)."""
+    return build_performance(parse(bench_sample(), "sample"), parse(bench_sample(), "earlier"))
+
+
+def first_benchmarks(n: int) -> dict:
+    """The sample cut to its first n benchmarks (fewer charts, for the tests about one thing)."""
+    data = bench_sample()
+    data["benchmarks"] = data["benchmarks"][:n]
+    return data
+
+
 class Cells(HTMLParser):
     """The matrix cells: [class list, data-status, text, title] of each td.cell."""
 
@@ -123,9 +136,8 @@ def test_one_result_per_cell(results):
         build_agreement(results + results[:1])
 
 
-def test_performance_page_per_size_sweeps_and_first_calls():
-    run = parse(bench_sample(), "sample")
-    html = build_performance(run)
+def test_performance_page_per_size_sweeps_and_first_calls(perf_html):
+    run, html = parse(bench_sample(), "sample"), perf_html
     sizes = {b.size for b in run.benchmarks if not b.sweep}
     series = {b.series for b in run.benchmarks}
     assert len(sizes) == 2 and len(series) == 3
@@ -144,7 +156,7 @@ def test_performance_page_per_size_sweeps_and_first_calls():
 
 
 def test_benchmarks_that_did_not_run_are_listed():
-    data = bench_sample()
+    data = first_benchmarks(3)
     data["lstm_harness"] = {"not_run": [
         {"backend": "jax-cudnn", "device": "cpu", "dtype": "float32", "status": "unsupported", "reason": "no <cpu> path"}] * 3}
     html = build_performance(parse(data))
@@ -153,7 +165,7 @@ def test_benchmarks_that_did_not_run_are_listed():
 
 
 def test_chart_labels_are_escaped():
-    data = bench_sample()
+    data = first_benchmarks(3)
     data["benchmarks"][0]["extra_info"]["backend"] = "<script>x</script>$y$"
     html = build_performance(parse(data))
     assert "<script>" not in html
@@ -166,7 +178,7 @@ def _verdicts(now: dict, earlier: dict, threshold=0.10) -> dict[str, str]:
 
 
 def test_regressions_are_marked():
-    base = bench_sample()
+    base = first_benchmarks(4)
     tight = dict(median=1.0, q1=0.99, q3=1.01, iqr=0.02)
     now = with_stats(with_stats(with_stats(with_stats(base, 0, **tight), 1, **tight), 2, **tight), 3, **tight)
     earlier = with_stats(now, 0, median=0.5, q1=0.49, q3=0.51)  # 2x slower now: a regression
@@ -196,9 +208,8 @@ def test_benchmark_json_without_extra_info_is_refused():
 SRC_OUTSIDE = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:[a-z]+:)?//|url\(\s*["']?(?:[a-z]+:)?//|@import""", re.I)
 
 
-def test_pages_are_self_contained(agreement_html):
-    perf = build_performance(parse(bench_sample()), parse(bench_sample()))
-    for html in (agreement_html, perf):
+def test_pages_are_self_contained(agreement_html, perf_html):
+    for html in (agreement_html, perf_html):
         assert not SRC_OUTSIDE.search(html), SRC_OUTSIDE.search(html)
         assert "<script" not in html.lower() and "<iframe" not in html.lower()
         assert re.findall(r"<link[^>]*>", html) == ['<link rel="icon" href="data:,">']

@@ -5,14 +5,13 @@ and keras backends and the numpy oracle, written with the extra_info keys harnes
 reads, so the report is tested on pytest-benchmark's own output format rather than a hand-made one.
 
     PYTHONPATH=$PWD python -m pytest -p no:cacheprovider cases/data/make_benchmark_sample.py \
-        --benchmark-json=cases/data/benchmark-sample.json --benchmark-max-time=0.2 -q
+        --benchmark-json=cases/data/benchmark-sample.json -q
 """
 
 from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
 
 from harness import backends, precision
