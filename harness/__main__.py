@@ -2,7 +2,7 @@
 
   run      the main job: the agreement matrix over every installed framework, printed as a table,
            saved as JSON lines and written as reports/agreement.html (plus reports/performance.html
-           when reports/bench.json is there; --bench runs the benchmarks first, with `bench`);
+           when reports/bench.json is there; --bench runs `python -m harness bench` first);
            --case/--backend/--dtype/--device narrow it, and a failing cell prints its full message.
            Exit status 1 if anything failed or errored.
   report   rebuild the pages from saved results: results JSON lines, pytest-benchmark JSON, and
@@ -15,17 +15,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import shlex
-import subprocess
 import sys
-from pathlib import Path
 from collections import defaultdict
 
 if importlib.util.find_spec("torch") is not None:  # torch before tensorflow, as in conftest.py
     import torch  # noqa: F401
-
-
-BENCH_JSON = "reports/bench.json"  # where `bench` leaves its merged pytest-benchmark JSON
 
 
 def _csv(text: str) -> list[str]:
@@ -46,8 +40,8 @@ def cmd_run(args) -> int:
     from harness.results import ERROR, FAIL, STATUSES, write_jsonl
     from harness.runner import run_case
 
-    if args.bench and (not args.bench_json or "bench" not in args.commands):
-        raise SystemExit("--bench needs --bench-json and `python -m harness bench` (the benchmark suite)")
+    if args.bench and (not args.bench_json or importlib.util.find_spec("harness.bench") is None):
+        raise SystemExit("--bench needs --bench-json and the benchmark suite (harness.bench, python -m harness bench)")
     cases, names = _select(args)
     results = []
     for case in cases:
@@ -89,13 +83,22 @@ def cmd_run(args) -> int:
     if args.bench:
         status = max(status, _run_benchmarks(args))
     if args.reports:
+        from pathlib import Path
+
         bench = Path(args.bench_json) if args.bench_json and Path(args.bench_json).exists() else None
         _write_pages(args.reports, results, args.results, bench, args.compare, args.threshold)
     return status
 
 
+# The HTML reports (harness.report) ---------------------------------------------------------------
+BENCH_JSON = "reports/bench.json"  # where `python -m harness bench` leaves its merged pytest-benchmark JSON
+
+
 def _run_benchmarks(args) -> int:
     """`python -m harness bench` (its own processes: benchmarks fix per-process settings)."""
+    import shlex
+    import subprocess
+
     cmd = [sys.executable, "-m", "harness", "bench", "--out", args.bench_json, "--device", args.device,
            "--precision", args.precision] + (["--backend", args.backend] if args.backend else [])
     print("\nbenchmarks:", shlex.join(cmd), flush=True)
@@ -114,6 +117,8 @@ def _write_pages(out_dir, results, results_source, bench, compare, threshold) ->
 
 
 def cmd_report(args) -> int:
+    from pathlib import Path
+
     from harness.results import read_jsonl
 
     def given(path, default, what):
@@ -131,8 +136,29 @@ def cmd_report(args) -> int:
     if results is None and bench is None:
         raise SystemExit(f"nothing to report: no reports/results.jsonl (python -m harness run) and no "
                          f"{BENCH_JSON} (python -m harness bench); name them with --results / --bench-json")
-    _write_pages(args.out, read_jsonl(results) if results else [], str(results or ""), bench, args.compare, args.threshold)
+    _write_pages(args.out, read_jsonl(results) if results else [], str(results or ""), bench, args.compare,
+                 args.threshold)
     return 0
+
+
+def _add_report_commands(sub) -> None:
+    """`run`'s report options, and the `report` command."""
+    from harness.report.performance import REGRESSION_THRESHOLD
+
+    run = sub.choices["run"]
+    run.add_argument("--reports", default="reports", help="folder for agreement.html and performance.html ('' to skip)")
+    run.add_argument("--bench", action="store_true", help="run the benchmarks first (python -m harness bench)")
+    run.add_argument("--bench-json", default=BENCH_JSON,
+                     help="benchmark JSON: written by --bench; the performance page is made from it when present")
+    report = sub.add_parser("report", help="rebuild the HTML reports from saved results")
+    report.add_argument("--results", default="", help="results JSON lines (default reports/results.jsonl if present)")
+    report.add_argument("--bench-json", default="", help=f"pytest-benchmark JSON (default {BENCH_JSON} if present)")
+    report.add_argument("--out", default="reports", help="folder for the pages (default reports)")
+    report.set_defaults(func=cmd_report)
+    for p in (run, report):
+        p.add_argument("--compare", default="", help="an earlier benchmark JSON: mark regressions against it")
+        p.add_argument("--threshold", type=float, default=REGRESSION_THRESHOLD,
+                       help=f"slow-down that counts as a regression, as a fraction (default {REGRESSION_THRESHOLD})")
 
 
 def cmd_measure(args) -> int:
@@ -175,25 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--device", default="cpu")
         p.add_argument("--precision", default="exact")
         p.set_defaults(func=func)
-    run = sub.choices["run"]
-    run.add_argument("--results", default="reports/results.jsonl", help="where to save the results as JSON lines ('' to skip)")
-    run.add_argument("--reports", default="reports", help="folder for agreement.html and performance.html ('' to skip)")
-    run.add_argument("--bench", action="store_true", help="run the benchmarks too (python -m harness bench)")
-    run.add_argument("--bench-json", default=BENCH_JSON,
-                     help="benchmark JSON: written by --bench, and the performance page is made from it when present")
-    report = sub.add_parser("report", help="rebuild the HTML reports from saved results")
-    report.add_argument("--results", default="", help="results JSON lines (default reports/results.jsonl if present)")
-    report.add_argument("--bench-json", default="", help=f"pytest-benchmark JSON (default {BENCH_JSON} if present)")
-    report.add_argument("--out", default="reports", help="folder for the pages (default reports)")
-    report.set_defaults(func=cmd_report)
-    from harness.report.performance import REGRESSION_THRESHOLD
-
-    for p in (run, report):
-        p.add_argument("--compare", default="", help="an earlier benchmark JSON: mark regressions against it")
-        p.add_argument("--threshold", type=float, default=REGRESSION_THRESHOLD,
-                       help=f"slow-down that counts as a regression, as a fraction (default {REGRESSION_THRESHOLD})")
+    sub.choices["run"].add_argument("--results", default="reports/results.jsonl",
+                                    help="where to save the results as JSON lines ('' to skip)")
+    _add_report_commands(sub)
     sub.choices["measure"].add_argument("--seeds", type=int, default=8, help="seeds per case (default 8)")
-    parser.set_defaults(commands=set(sub.choices))
     args = parser.parse_args(argv)
     return args.func(args)
 
