@@ -1,7 +1,8 @@
 """pytest set-up for the cases in cases/: options, framework import order, precision policy, results.
 
 Options (also usable from tox): --backend torch,keras  --device cpu,cuda  --dtype float32
---precision exact  --results reports/results.jsonl (write one JSON record per agreement test).
+--precision exact  --results reports/results.jsonl (write one JSON record per agreement test)
+--report reports (write agreement.html, and performance.html when benchmarks ran, into that folder).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def pytest_addoption(parser):
     g.addoption("--dtype", default="float32,float64", help="comma-separated dtypes (default: float32,float64)")
     g.addoption("--precision", default="exact", help="precision mode (default: exact = TF32 off)")
     g.addoption("--results", default="", help="write the agreement results as JSON lines to this path")
+    g.addoption("--report", default="", metavar="DIR",
+                help="write the HTML reports into DIR (with results.jsonl, and bench.json when benchmarks ran)")
 
 
 def pytest_configure(config):
@@ -71,9 +74,28 @@ def record_result(request):
     return request.config._lstm_results.append
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    outcome = yield
+    if session.config.getoption("--report"):
+        from harness.report.pytest_hooks import before_benchmark_saving
+
+        before_benchmark_saving(session.config)  # pytest-benchmark saves its JSON before our sessionfinish
+    return outcome
+
+
 def pytest_sessionfinish(session, exitstatus):
     path = session.config.getoption("--results")
     if path and session.config._lstm_results:
         from harness.results import write_jsonl
 
         write_jsonl(session.config._lstm_results, path)
+    if session.config.getoption("--report"):
+        from harness.report.pytest_hooks import write_session_reports
+
+        session.config._lstm_report_paths = write_session_reports(session.config)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    for path in getattr(config, "_lstm_report_paths", []):
+        terminalreporter.write_line(f"report written to {path}")
