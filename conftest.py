@@ -1,7 +1,8 @@
 """pytest set-up for the cases in cases/: options, framework import order, precision policy, results.
 
 Options (also usable from tox): --backend torch,keras  --device cpu,cuda  --dtype float32
---precision exact|tf32  --results reports/results.jsonl (write one JSON record per agreement test).
+--precision exact|tf32  --results reports/results.jsonl (write one JSON record per agreement test)
+--report reports (write agreement.html, and performance.html when benchmarks ran, into that folder).
 
 GPU: `pytest -m gpu` runs the agreement cases on CUDA (the device is added when the -m expression
 names gpu); without a GPU every one of them is skipped with the reason.
@@ -45,6 +46,8 @@ def pytest_addoption(parser):
     g.addoption("--bench-warmup", type=int, default=2, help="untimed warm-up rounds after the first call")
     g.addoption("--bench-not-run", default="",
                 help="write the benchmarks that could not run here (status, reason) as JSON to this path")
+    g.addoption("--report", default="", metavar="DIR",
+                help="write the HTML reports into DIR (with results.jsonl, and bench.json when benchmarks ran)")
 
 
 def _devices(config) -> list[str]:
@@ -127,6 +130,16 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     output_json.setdefault("lstm_harness", {})["not_run"] = config._lstm_not_run
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    outcome = yield
+    if session.config.getoption("--report"):
+        from harness.report.pytest_hooks import before_benchmark_saving
+
+        before_benchmark_saving(session.config)  # pytest-benchmark saves its JSON before our sessionfinish
+    return outcome
+
+
 def pytest_sessionfinish(session, exitstatus):
     not_run = session.config.getoption("--bench-not-run")
     if not_run:
@@ -140,3 +153,12 @@ def pytest_sessionfinish(session, exitstatus):
         from harness.results import write_jsonl
 
         write_jsonl(session.config._lstm_results, path)
+    if session.config.getoption("--report"):
+        from harness.report.pytest_hooks import write_session_reports
+
+        session.config._lstm_report_paths = write_session_reports(session.config)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    for path in getattr(config, "_lstm_report_paths", []):
+        terminalreporter.write_line(f"report written to {path}")

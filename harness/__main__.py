@@ -1,8 +1,12 @@
-"""Command line: `python -m harness run | measure | bench | gpu`.
+"""Command line: `python -m harness run | report | measure | bench | gpu`.
 
-  run      the agreement matrix over every installed framework, printed as a table (and saved as
-           JSON lines for the reports); --case/--backend/--dtype/--device narrow it, and a failing
-           cell prints its full message. Exit status 1 if anything failed or errored.
+  run      the main job: the agreement matrix over every installed framework, printed as a table,
+           saved as JSON lines and written as reports/agreement.html (plus reports/performance.html
+           when reports/bench.json is there; --bench runs `python -m harness bench` first);
+           --case/--backend/--dtype/--device narrow it, and a failing cell prints its full message.
+           Exit status 1 if anything failed or errored.
+  report   rebuild the pages from saved results: results JSON lines, pytest-benchmark JSON, and
+           --compare an earlier benchmark JSON to mark regressions.
   measure  the errors behind the tolerance table in harness/compare.py, over the catalogue and
            extra seeds, per backend, device, dtype and --precision (run it after changing a backend
            or on a new device, and update the evidence); a combination with no bound yet is
@@ -12,7 +16,8 @@
            (default reports/bench.json; per-process files in reports/bench/).
   gpu      everything a CUDA machine is for, in a prepared environment (no installs): the agreement
            cases on the GPU in exact mode (float32, float64, float16, bfloat16) and in tf32 mode
-           (float32), then `bench` on cpu and cuda. Without a GPU every GPU step is skipped with
+           (float32), then `bench` on cpu and cuda, then the pages (reports/agreement.html from the
+           GPU results, reports/performance.html). Without a GPU every GPU step is skipped with
            its reason. `tox -e gpu` runs this after installing the CUDA builds.
 """
 
@@ -25,6 +30,8 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter (as in conftest.py)
 
 if importlib.util.find_spec("torch") is not None:  # torch before tensorflow, as in conftest.py
     import torch  # noqa: F401
@@ -49,6 +56,8 @@ def cmd_run(args) -> int:
     from harness.results import ERROR, FAIL, STATUSES, write_jsonl
     from harness.runner import run_case
 
+    if args.bench and (not args.bench_json or importlib.util.find_spec("harness.bench") is None):
+        raise SystemExit("--bench needs --bench-json and the benchmark suite (harness.bench, python -m harness bench)")
     cases, names = _select(args)
     results = []
     for case in cases:
@@ -86,7 +95,86 @@ def cmd_run(args) -> int:
             print(f"\n{r.status.upper()} {r.case} {r.backend} {r.device} {r.dtype}:\n{r.reason}")
     if args.results:
         print(f"\nresults written to {write_jsonl(results, args.results)}")
-    return 1 if any(r.status in (FAIL, ERROR) for r in results) else 0
+    status = 1 if any(r.status in (FAIL, ERROR) for r in results) else 0
+    if args.bench:
+        status = max(status, _run_benchmarks(args))
+    if args.reports:
+        from pathlib import Path
+
+        bench = Path(args.bench_json) if args.bench_json and Path(args.bench_json).exists() else None
+        _write_pages(args.reports, results, args.results, bench, args.compare, args.threshold)
+    return status
+
+
+# The HTML reports (harness.report) ---------------------------------------------------------------
+BENCH_JSON = "reports/bench.json"  # where `python -m harness bench` leaves its merged pytest-benchmark JSON
+
+
+def _run_benchmarks(args) -> int:
+    """`python -m harness bench` (its own processes: benchmarks fix per-process settings)."""
+    import shlex
+    import subprocess
+
+    cmd = [sys.executable, "-m", "harness", "bench", "--out", args.bench_json, "--device", args.device,
+           "--precision", args.precision] + (["--backend", args.backend] if args.backend else [])
+    print("\nbenchmarks:", shlex.join(cmd), flush=True)
+    rc = subprocess.call(cmd)
+    if rc:
+        print(f"benchmark run exited with status {rc}")
+    return 1 if rc else 0
+
+
+def _write_pages(out_dir, results, results_source, bench, compare, threshold) -> None:
+    from harness.report import write_reports
+
+    for path in write_reports(out_dir, results=results, results_source=results_source or "", bench=bench,
+                              compare=compare, threshold=threshold):
+        print(f"report written to {path}")
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from harness.results import read_jsonl
+
+    def given(path, default, what):
+        """The explicit path (which must exist), else the default where it exists."""
+        if path:
+            if not Path(path).exists():
+                raise SystemExit(f"--{what}: {path} does not exist")
+            return Path(path)
+        return Path(default) if Path(default).exists() else None
+
+    results = given(args.results, "reports/results.jsonl", "results")
+    bench = given(args.bench_json, BENCH_JSON, "bench-json")
+    if args.compare and not Path(args.compare).exists():
+        raise SystemExit(f"--compare: {args.compare} does not exist")
+    if results is None and bench is None:
+        raise SystemExit(f"nothing to report: no reports/results.jsonl (python -m harness run) and no "
+                         f"{BENCH_JSON} (python -m harness bench); name them with --results / --bench-json")
+    _write_pages(args.out, read_jsonl(results) if results else [], str(results or ""), bench, args.compare,
+                 args.threshold)
+    return 0
+
+
+def _add_report_commands(sub) -> None:
+    """`run`'s report options, and the `report` command."""
+    from harness.report.performance import REGRESSION_THRESHOLD
+
+    run = sub.choices["run"]
+    run.add_argument("--reports", default="reports", help="folder for agreement.html and performance.html ('' to skip)")
+    run.add_argument("--bench", action="store_true", help="run the benchmarks first (python -m harness bench)")
+    run.add_argument("--bench-json", default=BENCH_JSON,
+                     help="benchmark JSON: written by --bench; the performance page is made from it when present")
+    report = sub.add_parser("report", help="rebuild the HTML reports from saved results")
+    report.add_argument("--results", default="", help="results JSON lines (default reports/results.jsonl if present)")
+    report.add_argument("--bench-json", default="", help=f"pytest-benchmark JSON (default {BENCH_JSON} if present)")
+    report.add_argument("--out", default="reports", help="folder for the pages (default reports)")
+    report.set_defaults(func=cmd_report)
+    for p in (run, report):
+        p.add_argument("--compare", default="", help="an earlier benchmark JSON: mark regressions against it")
+        p.add_argument("--threshold", type=float, default=REGRESSION_THRESHOLD,
+                       help=f"slow-down that counts as a regression, as a fraction (default {REGRESSION_THRESHOLD})")
 
 
 def cmd_measure(args) -> int:
@@ -207,6 +295,13 @@ def cmd_gpu(args) -> int:
                                     threads=args.threads, seconds=args.seconds, k=args.k,
                                     out=str(reports / "bench.json"))
     status |= cmd_bench(bench_args)
+    from harness.report.performance import REGRESSION_THRESHOLD
+    from harness.results import read_jsonl
+
+    results = [r for path in sorted(reports.glob("gpu-agreement-*.jsonl")) for r in read_jsonl(path)]
+    bench = reports / "bench.json"
+    _write_pages(reports, results, str(reports / "gpu-agreement-*.jsonl"), bench if bench.exists() else None, "",
+                 REGRESSION_THRESHOLD)
     return int(status)
 
 
@@ -225,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(func=func)
     sub.choices["run"].add_argument("--results", default="reports/results.jsonl",
                                     help="where to save the results as JSON lines ('' to skip)")
+    _add_report_commands(sub)
     sub.choices["measure"].add_argument("--seeds", type=int, default=8, help="seeds per case (default 8)")
     sub.choices["measure"].add_argument("--no-sweep", dest="sweep", action="store_false",
                                         help="leave out the larger sizes of catalogue.SIZE_SWEEP")

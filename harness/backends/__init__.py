@@ -119,8 +119,9 @@ class Backend:
         return None
 
     def runtime(self) -> str:
-        """The framework that executes this backend's model (see the module docstring)."""
-        return self.framework
+        """The framework that executes this backend's model (see the module docstring): by default
+        the top-level package of `framework` (a private TensorFlow module runs on "tensorflow")."""
+        return self.framework.split(".")[0]
 
     def device_missing(self, device: str) -> str | None:
         """None if `device` is present for this framework, else why not (a skip, not 'unsupported')."""
@@ -210,6 +211,11 @@ _REGISTRY: dict[str, str] = {
     "keras": "harness.backends.keras:KerasBackend",
     "onnx": "harness.backends.onnx:OnnxBackend",
     "onnx-reference": "harness.backends.onnx_reference:OnnxReferenceBackend",
+    "tf1": "harness.backends.tf1:TF1Backend",
+    "tf1-basic": "harness.backends.tf1:TF1BasicBackend",
+    "tf-block": "harness.backends.tf_block:BlockLSTMBackend",
+    "tf-block-cell": "harness.backends.tf_block:LSTMBlockCellBackend",
+    "tf-block-v2": "harness.backends.tf_block:BlockLSTMV2Backend",
 }
 _INSTANCES: dict[str, Backend] = {}
 
