@@ -146,6 +146,11 @@ _REGISTRY: dict[str, str] = {
     "numpy": "harness.backends.numpy_ref:NumpyBackend",
     "torch": "harness.backends.torch:TorchBackend",
     "keras": "harness.backends.keras:KerasBackend",
+    "jax": "harness.backends.jax_scan:JaxScanBackend",
+    "flax": "harness.backends.flax_linen:FlaxLinenBackend",
+    "flax-nnx": "harness.backends.flax_nnx:FlaxNnxBackend",
+    "equinox": "harness.backends.equinox:EquinoxBackend",
+    "jax-cudnn": "harness.backends.jax_cudnn:JaxCudnnBackend",
 }
 _INSTANCES: dict[str, Backend] = {}
 
