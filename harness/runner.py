@@ -38,8 +38,11 @@ def oracle_for(case: Case, dtype: str, seed: int | None = None):
 
 
 def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str = "cpu", mode: str = "exact",
-             *, seed: int | None = None, raise_errors: bool = False) -> Outcome:
-    backend = backends.get(backend_name)
+             *, seed: int | None = None, raise_errors: bool = False,
+             backend: backends.Backend | None = None) -> Outcome:
+    """`backend`: the instance to run instead of the registered one (a variant of it, such as
+    FlaxNnxBackend("OptimizedLSTMCell")); its environment() says which variant ran."""
+    backend = backends.get(backend_name) if backend is None else backend
     if backend.reference:
         raise ValueError(f"{backend_name} is the reference: comparing it with itself proves nothing")
     dtype = str(np.dtype(dtype))

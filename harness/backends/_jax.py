@@ -46,6 +46,40 @@ def compiled(key: tuple, build: Callable[[], Callable]) -> Callable:
     return fn
 
 
+_REGISTERED = []
+
+
+def register_native_pytrees() -> None:
+    """Make the harness's NativeDict / NativeList JAX pytrees (as dict and list are), once per process,
+    so an exported tree goes straight into jax.jit, Module.apply or nnx.update; `.folded` rides along."""
+    if _REGISTERED:
+        return
+    try:
+        import jax
+    except ImportError:  # no JAX, no pytrees to be
+        return
+
+    from . import NativeDict, NativeList
+
+    def flatten_dict(d):
+        try:
+            keys = sorted(d)  # as JAX orders a dict's keys
+        except TypeError:
+            keys = list(d)
+        return [d[k] for k in keys], (tuple(keys), d.folded)
+
+    def unflatten(cls, aux, children):
+        keys, folded = aux
+        out = cls(zip(keys, children)) if cls is NativeDict else cls(children)
+        out.folded = folded
+        return out
+
+    jax.tree_util.register_pytree_node(NativeDict, flatten_dict, lambda aux, ch: unflatten(NativeDict, aux, ch))
+    jax.tree_util.register_pytree_node(NativeList, lambda l: (list(l), (None, l.folded)),
+                                       lambda aux, ch: unflatten(NativeList, aux, ch))
+    _REGISTERED.append(True)
+
+
 def float_dtype(dtype) -> str:
     dtype = str(np.dtype(dtype))
     if dtype not in ("float32", "float64"):
@@ -128,21 +162,22 @@ def environment(device_kind: str | None = None) -> dict[str, str]:
 # among a user's parameters by its local names, under any enclosing module's path.
 def flatten(tree: Any, what: str) -> dict[str, Any]:
     """{'params': {'cell': {'ii': {'kernel': a}}}} -> {'params/cell/ii/kernel': a}; any Mapping or nnx.State."""
-    if hasattr(tree, "to_pure_dict"):  # flax.nnx.State
-        tree = tree.to_pure_dict()
     from collections.abc import Mapping
 
+    if hasattr(tree, "to_pure_dict"):  # a flax.nnx.State
+        from flax import nnx
+
+        tree = nnx.to_pure_dict(tree)
     if not isinstance(tree, Mapping):
         raise TypeError(f"{what}: expected a nested mapping of parameters, got {type(tree).__name__}")
     flat: dict[str, Any] = {}
 
     def walk(node, path):
         for key, value in node.items():
-            sub = f"{path}{key}"
-            if isinstance(value, Mapping) or hasattr(value, "to_pure_dict"):
-                walk(value.to_pure_dict() if hasattr(value, "to_pure_dict") else value, sub + "/")
+            if isinstance(value, Mapping):
+                walk(value, f"{path}{key}/")
             else:
-                flat[sub] = value
+                flat[f"{path}{key}"] = value
 
     walk(tree, "")
     return flat

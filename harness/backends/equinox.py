@@ -68,6 +68,7 @@ class EquinoxBackend(Backend):
         import equinox as eqx
         import jax
 
+        _jax.register_native_pytrees()
         spec = model.spec
         use_bias = spec.bias != "none"
         cells = NativeList()

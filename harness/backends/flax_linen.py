@@ -64,6 +64,7 @@ class FlaxLinenBackend(Backend):
 
     # Conversion -----------------------------------------------------------------------------
     def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeDict:
+        _jax.register_native_pytrees()
         return NativeDict(_flax_trees.to_tree(LINEN, model, dtype, PER_GATE))  # both cells' tree
 
     def import_(self, native, spec: LSTMSpec, select: str | None = None) -> CanonicalLSTM:

@@ -85,6 +85,7 @@ class FlaxNnxBackend(Backend):
         return super().export(model, dtype)
 
     def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeDict:
+        _jax.register_native_pytrees()
         return NativeDict(_flax_trees.to_tree(NNX, model, dtype, self.cell))
 
     def import_(self, native, spec: LSTMSpec, select: str | None = None) -> CanonicalLSTM:

@@ -100,6 +100,7 @@ class JaxScanBackend(Backend):
 
     # Conversion -----------------------------------------------------------------------------
     def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeDict:
+        _jax.register_native_pytrees()
         return NativeDict({k: v.astype(dtype) for k, v in model.tensors().items()})
 
     def import_(self, native, spec: LSTMSpec, select: str | None = None) -> CanonicalLSTM:
