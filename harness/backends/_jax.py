@@ -80,6 +80,12 @@ def register_native_pytrees() -> None:
     _REGISTERED.append(True)
 
 
+def folded_structure(spec: LSTMSpec) -> LSTMSpec:
+    """The spec a one-bias framework's program depends on: the bias kind and a forget_bias are folded into
+    the weights (data), so specs differing only there share one compiled program."""
+    return spec.replace(bias="single", forget_bias=0.0)
+
+
 def float_dtype(dtype) -> str:
     dtype = str(np.dtype(dtype))
     if dtype not in ("float32", "float64"):

@@ -123,7 +123,8 @@ class EquinoxBackend(Backend):
 
     def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
         spec, dtype = prepared["spec"], prepared["dtype"]
-        fn = _jax.compiled((self.name, spec, batch_first), lambda: build_forward(spec, batch_first))
+        structure = _jax.folded_structure(spec)
+        fn = _jax.compiled((self.name, structure, batch_first), lambda: build_forward(structure, batch_first))
         with _jax.dtype_scope(dtype):
             xj, h0j, c0j = _jax.inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"])
             return _jax.outputs(*fn(prepared["cells"], xj, h0j, c0j), dtype, self.name)

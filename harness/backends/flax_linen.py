@@ -82,8 +82,9 @@ class FlaxLinenBackend(Backend):
 
     def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
         spec, dtype = prepared["spec"], prepared["dtype"]
-        fn = _jax.compiled((self.name, self.cell, spec, batch_first),
-                           lambda: build_forward(spec, self.cell, batch_first))
+        structure = _jax.folded_structure(spec)
+        fn = _jax.compiled((self.name, self.cell, structure, batch_first),
+                           lambda: build_forward(structure, self.cell, batch_first))
         with _jax.dtype_scope(dtype):
             xj, h0j, c0j = _jax.inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"])
             return _jax.outputs(*fn(prepared["variables"], xj, h0j, c0j), dtype, self.name)

@@ -108,8 +108,9 @@ class FlaxNnxBackend(Backend):
 
     def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
         spec, dtype = prepared["spec"], prepared["dtype"]
-        fn = _jax.compiled((self.name, self.cell, spec, batch_first, dtype),
-                           lambda: build_forward(spec, self.cell, batch_first, dtype))
+        structure = _jax.folded_structure(spec)
+        fn = _jax.compiled((self.name, self.cell, structure, batch_first, dtype),
+                           lambda: build_forward(structure, self.cell, batch_first, dtype))
         with _jax.dtype_scope(dtype):
             xj, h0j, c0j = _jax.inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"])
             return _jax.outputs(*fn(prepared["params"], xj, h0j, c0j), dtype, self.name)

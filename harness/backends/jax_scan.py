@@ -29,15 +29,22 @@ from ._names import group_by_prefix, pick, to_numpy
 _LOCAL = r"l\d+\.(forward|backward)\.(W_ih|W_hh|b_ih|b_hh|w_i|w_f|w_o|W_hr)"
 
 
+def program_spec(spec: LSTMSpec) -> LSTMSpec:
+    """What the compiled program depends on: the bias kind and forget_bias are data, not structure."""
+    return spec.replace(bias="double", forget_bias=0.0)
+
+
 def build_forward(spec: LSTMSpec, batch_first: bool):
-    """forward(params, x, h0, c0) -> (y, h_n, c_n) for `spec` (params: the native dict, as a plain dict)."""
+    """forward(params, x, h0, c0, forget_bias) -> (y, h_n, c_n) for program_spec(spec).
+
+    params: the native dict; both biases are always added (zeros for bias='single' or 'none')."""
     import jax.numpy as jnp
     from jax import lax
     from jax.nn import sigmoid
 
     H, D = spec.hidden_size, spec.num_directions
 
-    def direction(p, xz, h, c, reverse):
+    def direction(p, xz, h, c, reverse, forget_bias):
         W_hh_T = p["W_hh"].T
         W_hr_T = p["W_hr"].T if spec.proj_size else None
 
@@ -48,8 +55,7 @@ def build_forward(spec: LSTMSpec, batch_first: bool):
             if spec.peephole:
                 zi = zi + p["w_i"] * c
                 zf = zf + p["w_f"] * c
-            if spec.forget_bias:
-                zf = zf + spec.forget_bias
+            zf = zf + forget_bias
             c = sigmoid(zf) * c + sigmoid(zi) * jnp.tanh(zg)
             if spec.cell_clip is not None:
                 c = jnp.clip(c, -spec.cell_clip, spec.cell_clip)
@@ -65,19 +71,19 @@ def build_forward(spec: LSTMSpec, batch_first: bool):
         (h, c), ys = lax.scan(step, (h, c), xz, reverse=reverse)
         return ys, h, c
 
-    def forward(params, x, h0, c0):
+    def forward(params, x, h0, c0, forget_bias):
         seq = jnp.swapaxes(x, 0, 1) if batch_first else x  # time-major inside
         h_n, c_n = [], []
         for k in range(spec.num_layers):
             units = [{n.rsplit(".", 1)[1]: v for n, v in params.items() if n.startswith(f"l{k}.{DIRECTIONS[d]}.")}
                      for d in range(D)]
             W_ih = jnp.concatenate([u["W_ih"] for u in units], axis=0)  # [D * 4H, in]
-            xz = seq @ W_ih.T  # the input projection of every step and direction: one matrix product
-            if spec.bias != "none":
-                xz = xz + jnp.concatenate([u["b_ih"] + u["b_hh"] for u in units])
+            # the input projection of every step and direction: one matrix product
+            xz = seq @ W_ih.T + jnp.concatenate([u["b_ih"] + u["b_hh"] for u in units])
             outs = []
             for d in range(D):
-                ys, h, c = direction(units[d], xz[..., d * 4 * H:(d + 1) * 4 * H], h0[k * D + d], c0[k * D + d], d == 1)
+                ys, h, c = direction(units[d], xz[..., d * 4 * H:(d + 1) * 4 * H], h0[k * D + d], c0[k * D + d],
+                                     d == 1, forget_bias)
                 outs.append(ys)
                 h_n.append(h)
                 c_n.append(c)
@@ -117,16 +123,16 @@ class JaxScanBackend(Backend):
         dtype = _jax.float_dtype(dtype)
         native = self.export(model, dtype=dtype)
         with _jax.dtype_scope(dtype):
-            params = _jax.put(dict(native), dtype, device)  # a plain dict: NativeDict is no pytree
-        return {"spec": model.spec, "params": params, "dtype": dtype, "device": device}
+            params, forget_bias = _jax.put((dict(native), model.spec.forget_bias), dtype, device)
+        return {"spec": model.spec, "params": params, "forget_bias": forget_bias, "dtype": dtype, "device": device}
 
     def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
         spec, dtype = prepared["spec"], prepared["dtype"]
-        fn = _jax.compiled((self.name, spec, batch_first), lambda: build_forward(spec, batch_first))
+        structure = program_spec(spec)
+        fn = _jax.compiled((self.name, structure, batch_first), lambda: build_forward(structure, batch_first))
         with _jax.dtype_scope(dtype):
             xj, h0j, c0j = _jax.inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"])
-            y, h_n, c_n = fn(prepared["params"], xj, h0j, c0j)
-            return _jax.outputs(y, h_n, c_n, dtype, self.name)
+            return _jax.outputs(*fn(prepared["params"], xj, h0j, c0j, prepared["forget_bias"]), dtype, self.name)
 
     def environment(self) -> dict[str, str]:
         return _jax.environment()
