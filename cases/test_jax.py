@@ -60,6 +60,9 @@ def test_native_round_trip_is_exact(name, cell, dtype):
     spec = FULL if name == "jax" else BIDI2.replace(forget_bias=0.5)  # folded by all but jax
     model = CanonicalLSTM.random(spec, seed=3).rounded(dtype)
     native = b.export(model, dtype=dtype)
+    import jax
+
+    assert {np.asarray(a).dtype for a in jax.tree_util.tree_leaves(native)} == {np.dtype(dtype)}
     adapted = b.adapt(model)
     assert bool(adapted.folded) == (name != "jax")  # jax holds every feature; the others fold forget_bias
     # exact, every array bit for bit (what folding summed in float64 is rounded to the run's dtype once)
