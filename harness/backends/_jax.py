@@ -151,7 +151,7 @@ def outputs(y, h_n, c_n, dtype, backend: str) -> LSTMOutput:
     return out
 
 
-def environment(device_kind: str | None = None) -> dict[str, str]:
+def environment() -> dict[str, str]:
     import jax
     import jaxlib
 
