@@ -19,17 +19,27 @@ def _needs(name):
         pytest.skip(f"not installed: {reason}")
 
 
-def _native_equal(a, b):
+def _native_equal(a, b, path="native"):
+    """Bit-equality of two native parameter sets: nested dicts and lists, or framework pytrees."""
     if isinstance(a, dict):
-        assert list(a) == list(b)
+        assert list(a) == list(b), path
         for k in a:
-            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-    elif isinstance(a, list):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _native_equal(x, y)
-    else:
-        np.testing.assert_array_equal(a, b)
+            _native_equal(a[k], b[k], f"{path}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _native_equal(x, y, f"{path}[{i}]")
+    elif isinstance(a, np.ndarray) or np.isscalar(a):
+        assert np.asarray(a).dtype == np.asarray(b).dtype, path
+        np.testing.assert_array_equal(a, b, err_msg=path)
+    else:  # a framework module holding arrays (an equinox cell): compare its leaves
+        import jax
+
+        assert type(a) is type(b), path
+        la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+        assert len(la) == len(lb), path
+        for i, (x, y) in enumerate(zip(la, lb)):
+            _native_equal(np.asarray(x), np.asarray(y), f"{path}.leaf{i}")
 
 
 @pytest.mark.parametrize("conv_case, name", EXPRESSIBLE, ids=[f"{c.name}-{n}" for c, n in EXPRESSIBLE])

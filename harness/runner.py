@@ -43,15 +43,18 @@ def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str 
              *, seed: int | None = None, raise_errors: bool = False,
              model_hook: Callable[[CanonicalLSTM], CanonicalLSTM] | None = None,
              output_hook: Callable[[LSTMOutput], LSTMOutput] | None = None,
-             tolerance: Tolerance | None = None) -> Outcome:
+             backend: backends.Backend | None = None, tolerance: Tolerance | None = None) -> Outcome:
     """Run `case` on a backend and compare with the oracle.
 
     model_hook / output_hook inject a bug between the oracle and the backend (the weights the
     backend receives, or the outputs it returns): the negative controls use them to show that
-    the comparison catches each porting mistake. `tolerance` replaces the table's bound (for
-    `python -m harness measure` on a dtype, precision or device that has no bound yet).
+    the comparison catches each porting mistake.
+    backend: the instance to run instead of the registered one (a variant of it, such as
+    FlaxNnxBackend("OptimizedLSTMCell")); its environment() says which variant ran.
+    tolerance: replaces the table's bound (for `python -m harness measure` on a dtype, precision
+    or device that has no bound yet).
     """
-    backend = backends.get(backend_name)
+    backend = backends.get(backend_name) if backend is None else backend
     if backend.reference:
         raise ValueError(f"{backend_name} is the reference: comparing it with itself proves nothing")
     dtype = precision.dtype_name(dtype)

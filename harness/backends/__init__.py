@@ -216,6 +216,11 @@ _REGISTRY: dict[str, str] = {
     "tf-block": "harness.backends.tf_block:BlockLSTMBackend",
     "tf-block-cell": "harness.backends.tf_block:LSTMBlockCellBackend",
     "tf-block-v2": "harness.backends.tf_block:BlockLSTMV2Backend",
+    "jax": "harness.backends.jax_scan:JaxScanBackend",
+    "flax": "harness.backends.flax_linen:FlaxLinenBackend",
+    "flax-nnx": "harness.backends.flax_nnx:FlaxNnxBackend",
+    "equinox": "harness.backends.equinox:EquinoxBackend",
+    "jax-cudnn": "harness.backends.jax_cudnn:JaxCudnnBackend",
 }
 _INSTANCES: dict[str, Backend] = {}
 

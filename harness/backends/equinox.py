@@ -1,0 +1,138 @@
+"""`equinox`: equinox.nn.LSTMCell (one example, one step), vmapped over the batch and scanned over time.
+
+Native parameters: the cells themselves, a NativeList of equinox.nn.LSTMCell modules, one per
+(layer, direction) in PyTorch's order layer * D + direction (a one-layer, one-direction LSTM may also be
+imported from a bare cell). Each holds weight_ih [4H, in], weight_hh [4H, H] and one bias [4H]
+(bias=None with use_bias=False): the canonical layout and gate order i, f, g, o, with b_ih + b_hh summed.
+Equinox has no RNN, bidirectional or stacking wrapper; the harness scans the cell (backward direction
+with lax.scan(reverse=True)) and feeds layer k+1 both directions of layer k, concatenated. The state is
+(h, c), h first, unlike Flax.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..canonical import CanonicalLSTM, LayerWeights
+from ..outputs import LSTMOutput
+from ..spec import LSTMSpec
+from . import Backend, Capabilities, NativeList, _jax
+from ._names import to_numpy
+
+
+def build_forward(spec: LSTMSpec, batch_first: bool):
+    """forward(cells, x, h0, c0) for the list of cells in layer * D + direction order."""
+    import jax
+    import jax.numpy as jnp
+
+    D = spec.num_directions
+
+    def direction(cell, seq, h, c, reverse):
+        batched = jax.vmap(lambda x_b, h_b, c_b: cell(x_b, (h_b, c_b)))  # equinox: (h, c)
+
+        def step(carry, x_t):
+            h, c = batched(x_t, *carry)
+            return (h, c), h
+
+        (h, c), ys = jax.lax.scan(step, (h, c), seq, reverse=reverse)
+        return ys, h, c
+
+    def forward(cells, x, h0, c0):
+        seq = jnp.swapaxes(x, 0, 1) if batch_first else x
+        h_n, c_n = [], []
+        for k in range(spec.num_layers):
+            outs = []
+            for d in range(D):
+                i = k * D + d
+                ys, h, c = direction(cells[i], seq, h0[i], c0[i], d == 1)
+                outs.append(ys)
+                h_n.append(h)
+                c_n.append(c)
+            seq = jnp.concatenate(outs, axis=-1) if D == 2 else outs[0]
+        return (jnp.swapaxes(seq, 0, 1) if batch_first else seq), jnp.stack(h_n), jnp.stack(c_n)
+
+    return forward
+
+
+class EquinoxBackend(Backend):
+    name = "equinox"
+    framework = "equinox"
+    description = "equinox.nn.LSTMCell"
+    capabilities = Capabilities(devices=("cpu", "cuda"))
+
+    def runtime(self) -> str:
+        return "jax"  # precision flags, synchronization and threads are JAX's
+
+    def device_missing(self, device: str) -> str | None:
+        return _jax.device_missing(device)
+
+    # Conversion -----------------------------------------------------------------------------
+    def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeList:
+        import equinox as eqx
+        import jax
+
+        _jax.register_native_pytrees()
+        spec = model.spec
+        use_bias = spec.bias != "none"
+        cells = NativeList()
+        for k, d in spec.units():
+            lw = model.weights[(k, d)]
+            # The cell's structure without running its random init; then the weights, as numpy arrays.
+            shape = eqx.filter_eval_shape(eqx.nn.LSTMCell, spec.layer_input_size(k), spec.hidden_size,
+                                          use_bias=use_bias, key=jax.random.key(0))
+            leaves = [lw.W_ih.astype(dtype), lw.W_hh.astype(dtype)]
+            if use_bias:
+                leaves.append((lw.b_ih + lw.b_hh).astype(dtype))
+            cells.append(eqx.tree_at(lambda m: (m.weight_ih, m.weight_hh, m.bias)[:len(leaves)], shape, leaves))
+        return cells
+
+    def import_(self, native, spec: LSTMSpec, select=None) -> CanonicalLSTM:
+        """Read a list of equinox.nn.LSTMCell (layer * D + direction order), or one cell for a one-unit LSTM."""
+        self.check_spec(spec)
+        if select is not None:
+            raise ValueError("equinox import: select= is not used; pass the cells of the one LSTM")
+        if spec.bias == "double":
+            raise ValueError("equinox import: equinox.nn.LSTMCell has one bias; describe it with bias='single' (or 'none')")
+        if spec.forget_bias:
+            raise ValueError("equinox import: equinox has no run-time forget_bias; describe it with forget_bias=0")
+        cells = [native] if hasattr(native, "weight_ih") else native
+        n = len(spec.units())
+        if not isinstance(cells, (list, tuple)) or len(cells) != n:
+            got = f"{len(cells)} entries" if isinstance(cells, (list, tuple)) else type(native).__name__
+            raise ValueError(f"equinox import: expected {n} equinox.nn.LSTMCell (one per layer and direction, "
+                             f"in layer * {spec.num_directions} + direction order), got {got}")
+        H = spec.hidden_size
+        weights = {}
+        for i, (k, d) in enumerate(spec.units()):
+            cell = cells[i]
+            if not all(hasattr(cell, a) for a in ("weight_ih", "weight_hh", "bias")):
+                raise TypeError(f"equinox import: entry {i} is a {type(cell).__name__}, not an equinox.nn.LSTMCell")
+            if (cell.bias is None) != (spec.bias == "none"):
+                raise ValueError(f"equinox import: entry {i} has {'no' if cell.bias is None else 'a'} bias, "
+                                 f"but spec.bias={spec.bias!r}")
+            bias = np.zeros(4 * H) if cell.bias is None else to_numpy(f"cells[{i}].bias", cell.bias)
+            weights[(k, d)] = LayerWeights(W_ih=to_numpy(f"cells[{i}].weight_ih", cell.weight_ih),
+                                           W_hh=to_numpy(f"cells[{i}].weight_hh", cell.weight_hh),
+                                           b_ih=bias, b_hh=np.zeros(4 * H))
+        return CanonicalLSTM(spec, weights)
+
+    # Running --------------------------------------------------------------------------------
+    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
+        dtype = _jax.float_dtype(dtype)
+        cells = self.export(model, dtype=dtype)
+        with _jax.dtype_scope(dtype):
+            cells = _jax.put(list(cells), dtype, device)
+        return {"spec": model.spec, "cells": cells, "dtype": dtype, "device": device}
+
+    def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+        spec, dtype = prepared["spec"], prepared["dtype"]
+        structure = _jax.folded_structure(spec)
+        fn = _jax.compiled((self.name, structure, batch_first), lambda: build_forward(structure, batch_first))
+        with _jax.dtype_scope(dtype):
+            xj, h0j, c0j = _jax.inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"])
+            return _jax.outputs(*fn(prepared["cells"], xj, h0j, c0j), dtype, self.name)
+
+    def environment(self) -> dict[str, str]:
+        import equinox
+
+        return {**_jax.environment(), "equinox": equinox.__version__}

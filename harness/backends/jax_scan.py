@@ -1,0 +1,138 @@
+"""`jax`: the harness's own LSTM in JAX, one jitted jax.lax.scan per (layer, direction), every spec feature.
+
+It is written from the LSTM equations, not from harness.oracle, so it is a second, independent check
+on the oracle (and a fair JAX baseline for benchmarks): per layer, the input part of every gate for the
+whole sequence and both directions is ONE matrix product outside the scan,
+    xz = x @ [W_ih_fw; W_ih_bw]^T + (b_ih + b_hh)          [T, B, D * 4H]
+and the scan step adds only h @ W_hh^T, then peepholes (i, f read the old c; o the new, clipped c),
+forget_bias, cell_clip, the projection and proj_clip. The backward direction is lax.scan(reverse=True),
+whose outputs come back in the original time order.
+
+Native parameters: a NativeDict of arrays named as the canonical tensors,
+'l{k}.{forward|backward}.{W_ih, W_hh, b_ih, b_hh, w_i, w_f, w_o, W_hr}' (CanonicalLSTM.tensors(), any
+key prefix), in canonical layout and gate order i, f, g, o, in the run's dtype: exactly the pytree the
+jitted `forward(params, x, h0, c0)` takes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..canonical import FORMAT_NAME, GATES, SCHEMA_VERSION, CanonicalLSTM
+from ..outputs import LSTMOutput
+from ..spec import DIRECTIONS, LSTMSpec
+from . import Backend, Capabilities, NativeDict, _jax
+from ._names import group_by_prefix, pick, to_numpy
+
+_LOCAL = r"l\d+\.(forward|backward)\.(W_ih|W_hh|b_ih|b_hh|w_i|w_f|w_o|W_hr)"
+
+
+def program_spec(spec: LSTMSpec) -> LSTMSpec:
+    """What the compiled program depends on: the bias kind and forget_bias are data, not structure."""
+    return spec.replace(bias="double", forget_bias=0.0)
+
+
+def build_forward(spec: LSTMSpec, batch_first: bool):
+    """forward(params, x, h0, c0, forget_bias) -> (y, h_n, c_n) for program_spec(spec).
+
+    params: the native dict; both biases are always added (zeros for bias='single' or 'none')."""
+    import jax.numpy as jnp
+    from jax import lax
+    from jax.nn import sigmoid
+
+    H, D = spec.hidden_size, spec.num_directions
+
+    def direction(p, xz, h, c, reverse, forget_bias):
+        W_hh_T = p["W_hh"].T
+        W_hr_T = p["W_hr"].T if spec.proj_size else None
+
+        def step(carry, xz_t):
+            h, c = carry
+            z = xz_t + h @ W_hh_T
+            zi, zf, zg, zo = (z[:, j * H:(j + 1) * H] for j in range(4))
+            if spec.peephole:
+                zi = zi + p["w_i"] * c
+                zf = zf + p["w_f"] * c
+            zf = zf + forget_bias
+            c = sigmoid(zf) * c + sigmoid(zi) * jnp.tanh(zg)
+            if spec.cell_clip is not None:
+                c = jnp.clip(c, -spec.cell_clip, spec.cell_clip)
+            if spec.peephole:
+                zo = zo + p["w_o"] * c
+            h = sigmoid(zo) * jnp.tanh(c)
+            if spec.proj_size:
+                h = h @ W_hr_T
+                if spec.proj_clip is not None:
+                    h = jnp.clip(h, -spec.proj_clip, spec.proj_clip)
+            return (h, c), h
+
+        (h, c), ys = lax.scan(step, (h, c), xz, reverse=reverse)
+        return ys, h, c
+
+    def forward(params, x, h0, c0, forget_bias):
+        seq = jnp.swapaxes(x, 0, 1) if batch_first else x  # time-major inside
+        h_n, c_n = [], []
+        for k in range(spec.num_layers):
+            units = [{n.rsplit(".", 1)[1]: v for n, v in params.items() if n.startswith(f"l{k}.{DIRECTIONS[d]}.")}
+                     for d in range(D)]
+            W_ih = jnp.concatenate([u["W_ih"] for u in units], axis=0)  # [D * 4H, in]
+            # the input projection of every step and direction: one matrix product
+            xz = seq @ W_ih.T + jnp.concatenate([u["b_ih"] + u["b_hh"] for u in units])
+            outs = []
+            for d in range(D):
+                ys, h, c = direction(units[d], xz[..., d * 4 * H:(d + 1) * 4 * H], h0[k * D + d], c0[k * D + d],
+                                     d == 1, forget_bias)
+                outs.append(ys)
+                h_n.append(h)
+                c_n.append(c)
+            seq = jnp.concatenate(outs, axis=-1) if D == 2 else outs[0]
+        y = jnp.swapaxes(seq, 0, 1) if batch_first else seq
+        return y, jnp.stack(h_n), jnp.stack(c_n)
+
+    return forward
+
+
+class JaxScanBackend(Backend):
+    name = "jax"
+    framework = "jax"
+    description = "the harness's own jitted jax.lax.scan LSTM"
+    capabilities = Capabilities(double_bias=True, forget_bias=True, projection=True, peephole=True,
+                                cell_clip=True, proj_clip=True, devices=("cpu", "cuda"))
+
+    def device_missing(self, device: str) -> str | None:
+        return _jax.device_missing(device)
+
+    # Conversion -----------------------------------------------------------------------------
+    def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeDict:
+        _jax.register_native_pytrees()
+        return NativeDict({k: v.astype(dtype) for k, v in model.tensors().items()})
+
+    def import_(self, native, spec: LSTMSpec, select: str | None = None) -> CanonicalLSTM:
+        """Read the canonical tensor names (numpy or jax arrays), under any key prefix such as 'encoder.'."""
+        self.check_spec(spec)
+        params = pick(group_by_prefix(native, _LOCAL), select, "jax")
+        meta = {"format": FORMAT_NAME, "schema_version": str(SCHEMA_VERSION), "gate_order": "".join(GATES),
+                "spec": json.dumps(spec.to_dict())}
+        arrays = {k: to_numpy(k, v) for k, v in params.items()}
+        return CanonicalLSTM.from_tensors(arrays, meta, source="jax import")
+
+    # Running --------------------------------------------------------------------------------
+    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
+        dtype = _jax.float_dtype(dtype)
+        native = self.export(model, dtype=dtype)
+        with _jax.dtype_scope(dtype):
+            params, forget_bias = _jax.put((dict(native), model.spec.forget_bias), dtype, device)
+        return {"spec": model.spec, "params": params, "forget_bias": forget_bias, "dtype": dtype, "device": device}
+
+    def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+        spec, dtype = prepared["spec"], prepared["dtype"]
+        structure = program_spec(spec)
+        fn = _jax.compiled((self.name, structure, batch_first), lambda: build_forward(structure, batch_first))
+        with _jax.dtype_scope(dtype):
+            xj, h0j, c0j = _jax.inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"])
+            return _jax.outputs(*fn(prepared["params"], xj, h0j, c0j, prepared["forget_bias"]), dtype, self.name)
+
+    def environment(self) -> dict[str, str]:
+        return _jax.environment()
