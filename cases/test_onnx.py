@@ -345,7 +345,7 @@ def test_a_prepared_model_builds_each_session_once(monkeypatch):
     _ort_or_skip()
     built = []
     compile_ = ORT.compile
-    monkeypatch.setattr(ORT, "compile", lambda proto: built.append(proto) or compile_(proto))
+    monkeypatch.setattr(ORT, "compile", lambda proto, device="cpu": built.append(proto) or compile_(proto, device))
     model = CanonicalLSTM.random(SPEC_2BI)
     prepared = ORT.prepare(model)
     x, h0, c0 = model.random_inputs(3, 4)
@@ -394,3 +394,26 @@ def test_declared_reference_gaps_still_hold(attribute, edit):
     assert np.array_equal(REF.compile(plain)(feeds)[0], REF.compile(edited)(edited_feeds)[0])
     if not ORT.installed():
         assert not np.allclose(ORT.compile(plain)(feeds)[0], ORT.compile(edited)(edited_feeds)[0])
+
+
+def test_the_cuda_provider_is_asked_for_and_a_silent_cpu_fallback_is_refused(monkeypatch):
+    """onnxruntime builds a session on the CPU without a word when the CUDA provider cannot load:
+    the backend must notice instead of reporting CPU numbers as GPU ones."""
+    _ort_or_skip()
+    import onnxruntime as ort
+
+    asked = []
+
+    class FallsBack:
+        def __init__(self, data, options, providers):
+            asked.append(providers)
+
+        def get_providers(self):
+            return ["CPUExecutionProvider"]
+
+    monkeypatch.setattr(ort, "InferenceSession", FallsBack)
+    proto = ORT.export_model(CanonicalLSTM.random(SPEC_2BI))
+    with pytest.raises(RuntimeError, match=r"built the session on \['CPUExecutionProvider'\], not CUDAExecutionProvider"):
+        ORT.compile(proto, device="cuda")
+    assert asked[0][0][0] == "CUDAExecutionProvider" and asked[0][0][1]["use_tf32"] == "0"  # exact mode
+    assert ORT.device_missing("cuda") is None or "CUDAExecutionProvider" in ORT.device_missing("cuda")

@@ -30,6 +30,7 @@ standard transpose + reshape (what every exporter writes); the torch export case
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from collections import defaultdict
@@ -420,8 +421,8 @@ class Prepared:
 class OnnxBackend(Backend):
     name = "onnx"
     framework = "onnxruntime"
-    description = "the ONNX LSTM operator in onnxruntime (CPU)"
-    capabilities = Capabilities(double_bias=True, peephole=True, dtypes=("float32",))
+    description = "the ONNX LSTM operator in onnxruntime (CPU, or its CUDA provider)"
+    capabilities = Capabilities(double_bias=True, peephole=True, dtypes=("float32",), devices=("cpu", "cuda"))
     layout_for_batch_first = 0  # onnxruntime refuses layout=1: batch-first x and y are transposed around the nodes
     threads = 1  # per session: small models on a shared machine; benchmarks set it (set_threads)
     # What this runtime lacks of the ONNX LSTM operator, declared here rather than found by a crash.
@@ -481,15 +482,25 @@ class OnnxBackend(Backend):
     # Running ------------------------------------------------------------------------------------
     def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu") -> Prepared:
         dtype, adapted = np.dtype(dtype), self.adapt(model)
-        return Prepared(self.to_native(adapted, dtype), adapted.spec, dtype, self.layout_for_batch_first, self.compile)
+        return Prepared(self.to_native(adapted, dtype), adapted.spec, dtype, self.layout_for_batch_first,
+                        functools.partial(self.compile, device=device))
 
-    def compile(self, proto) -> Callable[[dict], list]:
+    def compile(self, proto, device: str = "cpu") -> Callable[[dict], list]:
         import onnxruntime as ort
+
+        from .. import precision
 
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
         options.log_severity_level = 3
-        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        if device == "cpu":
+            providers = ["CPUExecutionProvider"]
+        else:  # TF32 follows the precision mode (the CUDA provider's use_tf32 option)
+            providers = [("CUDAExecutionProvider", {"use_tf32": "1" if precision.tf32_allowed() else "0"})]
+        session = ort.InferenceSession(proto.SerializeToString(), options, providers=providers)
+        wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+        if session.get_providers()[0] != wanted:  # onnxruntime falls back to the CPU without a word
+            raise RuntimeError(f"onnxruntime built the session on {session.get_providers()}, not {wanted}")
         return lambda feeds: session.run(None, feeds)
 
     def run(self, prepared: Prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:

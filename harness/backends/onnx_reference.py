@@ -30,7 +30,7 @@ class OnnxReferenceBackend(OnnxBackend):
         "sequence_lens": "ReferenceEvaluator ignores sequence_lens (runs every sequence to full length)",
     }
 
-    def compile(self, proto) -> Callable[[dict], list]:
+    def compile(self, proto, device: str = "cpu") -> Callable[[dict], list]:
         from onnx.reference import ReferenceEvaluator
 
         evaluator = ReferenceEvaluator(proto)
