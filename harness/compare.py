@@ -46,7 +46,7 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
         rtol=2e-6,
         atol=2e-6,
         evidence="measured max abs err 3.0e-6, worst ratio 0.59 (onnx, large-cell-state); 0.19-0.44 for the "
-                 "other backends there, <= 0.02 on every other case; every backend, ~3400 runs",
+                 "other backends there, <= 0.12 on every other case (tf1/tf-block, deep-narrow); ~3400 runs",
     ),
     # Half precision: the bound is the smallest 1, 2 or 5 x 10^k that is at least 5x the worst error
     # measured. Measured like the rows above (catalogue +
