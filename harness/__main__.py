@@ -52,6 +52,31 @@ def _select(args):
     return cases, names
 
 
+_CELL = {"pass": "ok", "fail": "FAIL", "unsupported": "-", "not installed": "n/i", "skipped": "skip", "error": "ERROR"}
+
+
+def _print_matrix(results, cases, names, devices, dtypes, mode) -> None:
+    """One table per (device, dtype): cases down, backends across, so it fits a terminal."""
+    cell = {(r.case, r.backend, r.device, r.dtype): r for r in results}
+    width = max(len(c.name) for c in cases)
+    widths = [max(len(n), 8) for n in names]
+    for device in devices:
+        for dtype in dtypes:
+            print(f"\n{dtype} on {device}, precision {mode}")
+            print(f"{'case':<{width}}  " + "  ".join(f"{n:<{w}}" for n, w in zip(names, widths)))
+            for case in cases:
+                texts = []
+                for n in names:
+                    r = cell[(case.name, n, device, dtype)]
+                    text = _CELL[r.status]
+                    if r.status in ("pass", "fail"):
+                        text += f" {r.worst_ratio:.2f}" if r.worst_ratio < 10 else f" {r.worst_ratio:.3g}"
+                    texts.append(text)
+                print(f"{case.name:<{width}}  " + "  ".join(f"{t:<{w}}" for t, w in zip(texts, widths)))
+    print("\nok N / FAIL N: the worst error as a fraction of the tolerance (<= 1 passes); "
+          "- unsupported, n/i not installed, skip: no such device here (reasons below)")
+
+
 def cmd_run(args) -> int:
     from harness.results import ERROR, FAIL, STATUSES, write_jsonl
     from harness.runner import run_case
@@ -65,24 +90,7 @@ def cmd_run(args) -> int:
             for device in _csv(args.device):
                 for dtype in _csv(args.dtype):
                     results.append(run_case(case, name, dtype, device, args.precision).result)
-    cols = [(n, dev, dt) for n in names for dev in _csv(args.device) for dt in _csv(args.dtype)]
-    heads = [f"{n} {dt}" + ("" if dev == "cpu" else f" {dev}") for n, dev, dt in cols]
-    cell = {}
-    for r in results:
-        if r.status == "pass":
-            text = f"pass {r.worst_ratio:.2f}"
-        elif r.status == "fail":
-            text = f"FAIL {r.worst_ratio:.3g}"
-        else:
-            text = r.status
-        cell[(r.case, r.backend, r.device, r.dtype)] = text
-    width = max(len(c.name) for c in cases)
-    widths = [max(len(h), 13) for h in heads]
-    print(f"{'case':<{width}}  " + "  ".join(f"{h:<{w}}" for h, w in zip(heads, widths)))
-    for case in cases:
-        print(f"{case.name:<{width}}  " + "  ".join(
-            f"{cell[(case.name, *col)]:<{w}}" for col, w in zip(cols, widths)))
-    print("\n(pass N: the worst error as a fraction of the allowed tolerance)")
+    _print_matrix(results, cases, names, _csv(args.device), _csv(args.dtype), args.precision)
     counts = defaultdict(int)
     for r in results:
         counts[r.status] += 1
