@@ -118,15 +118,6 @@ def jax_device(device: str):
     return jax.devices(platform)[0]
 
 
-def device_missing(device: str) -> str | None:
-    """None if JAX sees `device`, else why not (a skip, not 'unsupported')."""
-    try:
-        jax_device(device)
-    except RuntimeError as exc:  # "Unknown backend gpu", or a CUDA plugin that failed to load
-        return f"no {device} device visible to jax ({exc})"
-    return None
-
-
 def put(tree: Any, dtype, device: str) -> Any:
     """Every array leaf of `tree` as a jax array of `dtype` on `device` (call inside dtype_scope)."""
     import jax
