@@ -1,5 +1,6 @@
-"""What every JAX backend (jax, flax, flax-nnx, equinox, jax-cudnn) shares: the float64 switch, devices,
-input checks, output checks, the compile cache and the environment record.
+"""What every JAX backend (jax, flax, flax-nnx, equinox, jax-cudnn) shares: their base class `JaxBackend`
+(runtime, prepare, run), the float64 switch, devices, input checks, output checks, the compile cache and
+the environment record.
 
 float64: JAX computes in float32 unless `jax_enable_x64` is on, and silently truncates float64 arrays
 to float32 when it is off. That switch is process-wide, so a float64 run turns it on only for its own
@@ -19,9 +20,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..canonical import CanonicalLSTM
 from ..oracle import check_inputs
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
+from . import Backend, Capabilities
 
 # Compiled functions: (backend, structure...) -> jitted function. jax.jit specialises each one on the
 # argument shapes and dtypes (and on x64 and the matmul precision) by itself, so one entry compiles
@@ -115,15 +118,6 @@ def jax_device(device: str):
     return jax.devices(platform)[0]
 
 
-def device_missing(device: str) -> str | None:
-    """None if JAX sees `device`, else why not (a skip, not 'unsupported')."""
-    try:
-        jax_device(device)
-    except RuntimeError as exc:  # "Unknown backend gpu", or a CUDA plugin that failed to load
-        return f"no {device} device visible to jax ({exc})"
-    return None
-
-
 def put(tree: Any, dtype, device: str) -> Any:
     """Every array leaf of `tree` as a jax array of `dtype` on `device` (call inside dtype_scope)."""
     import jax
@@ -187,3 +181,62 @@ def flatten(tree: Any, what: str) -> dict[str, Any]:
 
     walk(tree, "")
     return flat
+
+
+class JaxBackend(Backend):
+    """A backend whose model runs on JAX: precision flags, the GPU probe (Backend.device_missing through
+    harness.devices), synchronization and threads are JAX's. Every one prepares and runs alike:
+
+    prepare  exports the parameters and puts `weights(native, spec)` on the device in the run's dtype;
+    run      jits `build_forward(structure, batch_first, dtype)` once per program (`compiled`, keyed by
+             `program_key()` and `program_structure(spec)`) and calls forward(weights, x, h0, c0) ->
+             (y, h_n, c_n) under the run's dtype scope, checking the outputs' dtype.
+    """
+
+    capabilities = Capabilities(devices=("cpu", "cuda"))
+
+    def runtime(self) -> str:
+        return "jax"
+
+    # What each JAX backend says --------------------------------------------------------------
+    def build_forward(self, structure: LSTMSpec, batch_first: bool, dtype: str) -> Callable:
+        """forward(weights, x, h0, c0) -> (y, h_n, c_n) for every spec with this program structure."""
+        raise NotImplementedError
+
+    def program_structure(self, spec: LSTMSpec) -> LSTMSpec:
+        """What the compiled program depends on (default: a one-bias framework's, `folded_structure`)."""
+        return folded_structure(spec)
+
+    def program_key(self) -> tuple:
+        """What, besides the structure, layout and dtype, selects a compiled program (a Flax cell kind)."""
+        return (self.name,)
+
+    def weights(self, native: Any, spec: LSTMSpec) -> Any:
+        """forward()'s first argument, as numpy, from the export. Default: the export as a plain dict, list
+        or array, without `.folded`: as pytree metadata it would make jit retrace specs that differ only in
+        what was folded, which share one program."""
+        if isinstance(native, dict):
+            return dict(native)
+        if isinstance(native, list):
+            return list(native)
+        return np.asarray(native)
+
+    # Running ---------------------------------------------------------------------------------
+    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
+        dtype = float_dtype(dtype)
+        native = self.export(model, dtype=dtype)
+        with dtype_scope(dtype):
+            weights = put(self.weights(native, model.spec), dtype, device)
+        return {"spec": model.spec, "weights": weights, "dtype": dtype, "device": device}
+
+    def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+        spec, dtype = prepared["spec"], prepared["dtype"]
+        structure = self.program_structure(spec)
+        fn = compiled((*self.program_key(), structure, batch_first, dtype),
+                      lambda: self.build_forward(structure, batch_first, dtype))
+        with dtype_scope(dtype):
+            xj, h0j, c0j = inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"])
+            return outputs(*fn(prepared["weights"], xj, h0j, c0j), dtype, self.name)
+
+    def environment(self) -> dict[str, str]:
+        return environment()

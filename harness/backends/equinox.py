@@ -14,57 +14,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..canonical import CanonicalLSTM, LayerWeights
-from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
-from . import Backend, Capabilities, NativeList, _jax
+from . import NativeList, _jax
 from ._names import to_numpy
 
 
-def build_forward(spec: LSTMSpec, batch_first: bool):
-    """forward(cells, x, h0, c0) for the list of cells in layer * D + direction order."""
-    import jax
-    import jax.numpy as jnp
-
-    D = spec.num_directions
-
-    def direction(cell, seq, h, c, reverse):
-        batched = jax.vmap(lambda x_b, h_b, c_b: cell(x_b, (h_b, c_b)))  # equinox: (h, c)
-
-        def step(carry, x_t):
-            h, c = batched(x_t, *carry)
-            return (h, c), h
-
-        (h, c), ys = jax.lax.scan(step, (h, c), seq, reverse=reverse)
-        return ys, h, c
-
-    def forward(cells, x, h0, c0):
-        seq = jnp.swapaxes(x, 0, 1) if batch_first else x
-        h_n, c_n = [], []
-        for k in range(spec.num_layers):
-            outs = []
-            for d in range(D):
-                i = k * D + d
-                ys, h, c = direction(cells[i], seq, h0[i], c0[i], d == 1)
-                outs.append(ys)
-                h_n.append(h)
-                c_n.append(c)
-            seq = jnp.concatenate(outs, axis=-1) if D == 2 else outs[0]
-        return (jnp.swapaxes(seq, 0, 1) if batch_first else seq), jnp.stack(h_n), jnp.stack(c_n)
-
-    return forward
-
-
-class EquinoxBackend(Backend):
+class EquinoxBackend(_jax.JaxBackend):
     name = "equinox"
     framework = "equinox"
     description = "equinox.nn.LSTMCell"
-    capabilities = Capabilities(devices=("cpu", "cuda"))
-
-    def runtime(self) -> str:
-        return "jax"  # precision flags, synchronization and threads are JAX's
-
-    def device_missing(self, device: str) -> str | None:
-        return _jax.device_missing(device)
 
     # Conversion -----------------------------------------------------------------------------
     def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeList:
@@ -117,22 +75,40 @@ class EquinoxBackend(Backend):
         return CanonicalLSTM(spec, weights)
 
     # Running --------------------------------------------------------------------------------
-    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
-        dtype = _jax.float_dtype(dtype)
-        cells = self.export(model, dtype=dtype)
-        with _jax.dtype_scope(dtype):
-            cells = _jax.put(list(cells), dtype, device)
-        return {"spec": model.spec, "cells": cells, "dtype": dtype, "device": device}
+    def build_forward(self, structure: LSTMSpec, batch_first: bool, dtype: str):
+        """forward(cells, x, h0, c0) for the list of cells in layer * D + direction order."""
+        import jax
+        import jax.numpy as jnp
 
-    def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
-        spec, dtype = prepared["spec"], prepared["dtype"]
-        structure = _jax.folded_structure(spec)
-        fn = _jax.compiled((self.name, structure, batch_first), lambda: build_forward(structure, batch_first))
-        with _jax.dtype_scope(dtype):
-            xj, h0j, c0j = _jax.inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"])
-            return _jax.outputs(*fn(prepared["cells"], xj, h0j, c0j), dtype, self.name)
+        D = structure.num_directions
+
+        def direction(cell, seq, h, c, reverse):
+            batched = jax.vmap(lambda x_b, h_b, c_b: cell(x_b, (h_b, c_b)))  # equinox: (h, c)
+
+            def step(carry, x_t):
+                h, c = batched(x_t, *carry)
+                return (h, c), h
+
+            (h, c), ys = jax.lax.scan(step, (h, c), seq, reverse=reverse)
+            return ys, h, c
+
+        def forward(cells, x, h0, c0):
+            seq = jnp.swapaxes(x, 0, 1) if batch_first else x
+            h_n, c_n = [], []
+            for k in range(structure.num_layers):
+                outs = []
+                for d in range(D):
+                    i = k * D + d
+                    ys, h, c = direction(cells[i], seq, h0[i], c0[i], d == 1)
+                    outs.append(ys)
+                    h_n.append(h)
+                    c_n.append(c)
+                seq = jnp.concatenate(outs, axis=-1) if D == 2 else outs[0]
+            return (jnp.swapaxes(seq, 0, 1) if batch_first else seq), jnp.stack(h_n), jnp.stack(c_n)
+
+        return forward
 
     def environment(self) -> dict[str, str]:
         import equinox
 
-        return {**_jax.environment(), "equinox": equinox.__version__}
+        return {**super().environment(), "equinox": equinox.__version__}

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..canonical import CanonicalLSTM
-from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
-from . import Backend, Capabilities, NativeDict, _flax_trees, _jax
+from . import NativeDict, _flax_trees, _jax
+from ._flax import FlaxBackend, run_layers
 from ._flax_trees import FUSED, NNX, PER_GATE
 
 
@@ -40,45 +40,10 @@ def build_model(spec: LSTMSpec, cell: str, batch_first: bool, dtype):
     return nnx.Sequential(*layers) if spec.num_layers > 1 else layers[0]
 
 
-def build_forward(spec: LSTMSpec, cell: str, batch_first: bool, dtype):
-    """forward(params, x, h0, c0): a fresh model (traced once) updated with `params`, run layer by layer."""
-    import jax.numpy as jnp
-    from flax import nnx
-
-    D = spec.num_directions
-
-    def forward(params, x, h0, c0):
-        model = build_model(spec, cell, batch_first, dtype)  # inside the trace: its own init is dead code
-        nnx.update(model, params)
-        layers = model.layers if spec.num_layers > 1 else [model]
-        seq, h_n, c_n = x, [], []
-        for k, layer in enumerate(layers):
-            carries = [(c0[k * D + d], h0[k * D + d]) for d in range(D)]  # Flax carries (c, h)
-            carry, seq = layer(seq, initial_carry=tuple(carries) if D == 2 else carries[0])
-            for c, h in (carry if D == 2 else (carry,)):
-                h_n.append(h)
-                c_n.append(c)
-        return seq, jnp.stack(h_n), jnp.stack(c_n)
-
-    return forward
-
-
-class FlaxNnxBackend(Backend):
+class FlaxNnxBackend(FlaxBackend):
     name = "flax-nnx"
     framework = "flax.nnx"
     description = "flax.nnx LSTMCell in nnx.RNN / nnx.Bidirectional"
-    capabilities = Capabilities(devices=("cpu", "cuda"))
-
-    def __init__(self, cell: str = PER_GATE):
-        if cell not in (PER_GATE, FUSED):
-            raise ValueError(f"cell: expected {PER_GATE!r} or {FUSED!r}, got {cell!r}")
-        self.cell = cell
-
-    def runtime(self) -> str:
-        return "jax"  # precision flags, synchronization and threads are JAX's
-
-    def device_missing(self, device: str) -> str | None:
-        return _jax.device_missing(device)
 
     # Conversion -----------------------------------------------------------------------------
     def export(self, model: CanonicalLSTM, dtype=np.float32, *, cell: str | None = None) -> NativeDict:
@@ -102,23 +67,14 @@ class FlaxNnxBackend(Backend):
         return _flax_trees.from_tree(NNX, native, spec, select)[0]
 
     # Running --------------------------------------------------------------------------------
-    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
-        dtype = _jax.float_dtype(dtype)
-        native = self.export(model, dtype=dtype)
-        with _jax.dtype_scope(dtype):
-            params = _jax.put(dict(native), dtype, device)
-        return {"spec": model.spec, "params": params, "dtype": dtype, "device": device}
+    def build_forward(self, structure: LSTMSpec, batch_first: bool, dtype: str):
+        """forward(params, x, h0, c0): a fresh model (traced once) updated with `params`, run layer by layer."""
+        from flax import nnx
 
-    def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
-        spec, dtype = prepared["spec"], prepared["dtype"]
-        structure = _jax.folded_structure(spec)
-        fn = _jax.compiled((self.name, self.cell, structure, batch_first, dtype),
-                           lambda: build_forward(structure, self.cell, batch_first, dtype))
-        with _jax.dtype_scope(dtype):
-            xj, h0j, c0j = _jax.inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"])
-            return _jax.outputs(*fn(prepared["params"], xj, h0j, c0j), dtype, self.name)
+        def forward(params, x, h0, c0):
+            model = build_model(structure, self.cell, batch_first, dtype)  # inside the trace: its init is dead code
+            nnx.update(model, params)
+            layers = list(model.layers) if structure.num_layers > 1 else [model]
+            return run_layers(layers, structure.num_directions, x, h0, c0)
 
-    def environment(self) -> dict[str, str]:
-        import flax
-
-        return {**_jax.environment(), "flax": flax.__version__, "cell": f"flax.nnx.{self.cell}"}
+        return forward

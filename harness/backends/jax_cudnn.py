@@ -21,9 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..canonical import CanonicalLSTM, LayerWeights
-from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
-from . import Backend, Capabilities, _jax
+from . import Capabilities, _jax
 from ._names import to_numpy
 
 
@@ -42,22 +41,7 @@ def layout(spec: LSTMSpec) -> list[tuple[str, int, tuple[int, ...]]]:
     return mats + [(n, p, (4 * H,)) for p in range(len(units)) for n in ("b_ih", "b_hh")]
 
 
-def build_forward(spec: LSTMSpec, batch_first: bool):
-    import jax.numpy as jnp
-    from jax.experimental import rnn
-
-    def forward(weights, x, h0, c0):
-        xb = x if batch_first else jnp.swapaxes(x, 0, 1)  # the op is batch-first
-        seq_lengths = jnp.full((xb.shape[0],), xb.shape[1], dtype=jnp.int32)
-        y, h_n, c_n = rnn.lstm(xb, h0, c0, weights, seq_lengths, input_size=spec.input_size,
-                               hidden_size=spec.hidden_size, num_layers=spec.num_layers, dropout=0.0,
-                               bidirectional=spec.bidirectional)
-        return (y if batch_first else jnp.swapaxes(y, 0, 1)), h_n, c_n
-
-    return forward
-
-
-class JaxCudnnBackend(Backend):
+class JaxCudnnBackend(_jax.JaxBackend):
     name = "jax-cudnn"
     framework = "jax.experimental.rnn"
     description = "jax.experimental.rnn.lstm (cuDNN)"
@@ -68,9 +52,6 @@ class JaxCudnnBackend(Backend):
             return ("jax.experimental.rnn.lstm runs only through cuDNN: it has no CPU lowering (on CPU it fails "
                     "inside jaxlib, AttributeError in jaxlib.gpu_rnn)")
         return super().supports(spec, dtype, device)
-
-    def device_missing(self, device: str) -> str | None:
-        return _jax.device_missing(device)
 
     # Conversion -----------------------------------------------------------------------------
     def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeVector:
@@ -100,20 +81,19 @@ class JaxCudnnBackend(Backend):
         return CanonicalLSTM(spec, weights)
 
     # Running --------------------------------------------------------------------------------
-    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cuda"):
-        dtype = _jax.float_dtype(dtype)
-        weights = self.export(model, dtype=dtype)
-        with _jax.dtype_scope(dtype):
-            weights = _jax.put(np.asarray(weights), dtype, device)
-        return {"spec": model.spec, "weights": weights, "dtype": dtype, "device": device}
+    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cuda"):  # its only device
+        return super().prepare(model, dtype, device)
 
-    def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
-        spec, dtype = prepared["spec"], prepared["dtype"]
-        structure = _jax.folded_structure(spec)
-        fn = _jax.compiled((self.name, structure, batch_first), lambda: build_forward(structure, batch_first))
-        with _jax.dtype_scope(dtype):
-            xj, h0j, c0j = _jax.inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"])
-            return _jax.outputs(*fn(prepared["weights"], xj, h0j, c0j), dtype, self.name)
+    def build_forward(self, structure: LSTMSpec, batch_first: bool, dtype: str):
+        import jax.numpy as jnp
+        from jax.experimental import rnn
 
-    def environment(self) -> dict[str, str]:
-        return _jax.environment()
+        def forward(weights, x, h0, c0):
+            xb = x if batch_first else jnp.swapaxes(x, 0, 1)  # the op is batch-first
+            seq_lengths = jnp.full((xb.shape[0],), xb.shape[1], dtype=jnp.int32)
+            y, h_n, c_n = rnn.lstm(xb, h0, c0, weights, seq_lengths, input_size=structure.input_size,
+                                   hidden_size=structure.hidden_size, num_layers=structure.num_layers, dropout=0.0,
+                                   bidirectional=structure.bidirectional)
+            return (y if batch_first else jnp.swapaxes(y, 0, 1)), h_n, c_n
+
+        return forward

@@ -11,7 +11,7 @@ whose outputs come back in the original time order.
 Native parameters: a NativeDict of arrays named as the canonical tensors,
 'l{k}.{forward|backward}.{W_ih, W_hh, b_ih, b_hh, w_i, w_f, w_o, W_hr}' (CanonicalLSTM.tensors(), any
 key prefix), in canonical layout and gate order i, f, g, o, in the run's dtype: exactly the pytree the
-jitted `forward(params, x, h0, c0)` takes.
+jitted `forward((params, forget_bias), x, h0, c0)` takes.
 """
 
 from __future__ import annotations
@@ -21,23 +21,17 @@ import json
 import numpy as np
 
 from ..canonical import FORMAT_NAME, GATES, SCHEMA_VERSION, CanonicalLSTM
-from ..outputs import LSTMOutput
 from ..spec import DIRECTIONS, LSTMSpec
-from . import Backend, Capabilities, NativeDict, _jax
+from . import Capabilities, NativeDict, _jax
 from ._names import group_by_prefix, pick, to_numpy
 
 _LOCAL = r"l\d+\.(forward|backward)\.(W_ih|W_hh|b_ih|b_hh|w_i|w_f|w_o|W_hr)"
 
 
-def program_spec(spec: LSTMSpec) -> LSTMSpec:
-    """What the compiled program depends on: the bias kind and forget_bias are data, not structure."""
-    return spec.replace(bias="double", forget_bias=0.0)
+def scan_forward(spec: LSTMSpec, batch_first: bool):
+    """forward(weights, x, h0, c0) -> (y, h_n, c_n) for JaxScanBackend.program_structure(spec).
 
-
-def build_forward(spec: LSTMSpec, batch_first: bool):
-    """forward(params, x, h0, c0, forget_bias) -> (y, h_n, c_n) for program_spec(spec).
-
-    params: the native dict; both biases are always added (zeros for bias='single' or 'none')."""
+    weights: (the native dict, forget_bias); both biases are always added (zeros for bias='single' or 'none')."""
     import jax.numpy as jnp
     from jax import lax
     from jax.nn import sigmoid
@@ -71,7 +65,8 @@ def build_forward(spec: LSTMSpec, batch_first: bool):
         (h, c), ys = lax.scan(step, (h, c), xz, reverse=reverse)
         return ys, h, c
 
-    def forward(params, x, h0, c0, forget_bias):
+    def forward(weights, x, h0, c0):
+        params, forget_bias = weights
         seq = jnp.swapaxes(x, 0, 1) if batch_first else x  # time-major inside
         h_n, c_n = [], []
         for k in range(spec.num_layers):
@@ -94,15 +89,12 @@ def build_forward(spec: LSTMSpec, batch_first: bool):
     return forward
 
 
-class JaxScanBackend(Backend):
+class JaxScanBackend(_jax.JaxBackend):
     name = "jax"
     framework = "jax"
     description = "the harness's own jitted jax.lax.scan LSTM"
     capabilities = Capabilities(double_bias=True, forget_bias=True, projection=True, peephole=True,
                                 cell_clip=True, proj_clip=True, devices=("cpu", "cuda"))
-
-    def device_missing(self, device: str) -> str | None:
-        return _jax.device_missing(device)
 
     # Conversion -----------------------------------------------------------------------------
     def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeDict:
@@ -119,20 +111,12 @@ class JaxScanBackend(Backend):
         return CanonicalLSTM.from_tensors(arrays, meta, source="jax import")
 
     # Running --------------------------------------------------------------------------------
-    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
-        dtype = _jax.float_dtype(dtype)
-        native = self.export(model, dtype=dtype)
-        with _jax.dtype_scope(dtype):
-            params, forget_bias = _jax.put((dict(native), model.spec.forget_bias), dtype, device)
-        return {"spec": model.spec, "params": params, "forget_bias": forget_bias, "dtype": dtype, "device": device}
+    def program_structure(self, spec: LSTMSpec) -> LSTMSpec:
+        """The bias kind and forget_bias are data (both biases always added; forget_bias an argument)."""
+        return spec.replace(bias="double", forget_bias=0.0)
 
-    def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
-        spec, dtype = prepared["spec"], prepared["dtype"]
-        structure = program_spec(spec)
-        fn = _jax.compiled((self.name, structure, batch_first), lambda: build_forward(structure, batch_first))
-        with _jax.dtype_scope(dtype):
-            xj, h0j, c0j = _jax.inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"])
-            return _jax.outputs(*fn(prepared["params"], xj, h0j, c0j, prepared["forget_bias"]), dtype, self.name)
+    def weights(self, native, spec: LSTMSpec):
+        return dict(native), spec.forget_bias
 
-    def environment(self) -> dict[str, str]:
-        return _jax.environment()
+    def build_forward(self, structure: LSTMSpec, batch_first: bool, dtype: str):
+        return scan_forward(structure, batch_first)

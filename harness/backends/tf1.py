@@ -44,11 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..canonical import CanonicalLSTM, LayerWeights
+from ..canonical import CanonicalLSTM
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
 from . import Backend, Capabilities, NativeDict, UnsupportedFeature
-from ._concat_kernel import from_bias, from_kernel, to_bias, to_kernel
+from ._concat_kernel import layer_weights, to_bias, to_kernel
 from ._names import group_by_prefix, pick, to_numpy
 
 LEGACY_CELLS = "tensorflow.python.keras.layers.legacy_rnn.rnn_cell_impl"
@@ -252,7 +252,6 @@ class TF1Backend(Backend):
                              "(or bias='none' if it is all zero)")
         layout, prefix, units = _parse(native, select)
         _check_layout(layout, prefix, units, spec)
-        H = spec.hidden_size
         weights = {}
         for k, d in spec.units():
             shapes = _variable_shapes(spec, k)
@@ -274,13 +273,9 @@ class TF1Backend(Backend):
                             if var == "kernel" else "")
                     raise ValueError(f"tf1 import: {name}: expected shape {shape} for spec {spec.features()}, "
                                      f"got {arrays[var].shape}{hint}")
-            W_ih, W_hh = from_kernel(arrays["kernel"], spec.layer_input_size(k), GATE_ORDER)
-            bias = from_bias(arrays["bias"], GATE_ORDER)
-            if spec.bias == "none" and np.any(bias):
-                raise ValueError(f"tf1 import: {found['bias'][0]} is nonzero, but spec.bias='none'")
-            lw = LayerWeights(W_ih=W_ih, W_hh=W_hh, b_ih=bias, b_hh=np.zeros(4 * H))
-            if spec.peephole:
-                lw.w_i, lw.w_f, lw.w_o = arrays["w_i_diag"], arrays["w_f_diag"], arrays["w_o_diag"]
+            peepholes = (arrays["w_i_diag"], arrays["w_f_diag"], arrays["w_o_diag"]) if spec.peephole else None
+            lw = layer_weights(arrays["kernel"], arrays["bias"], spec, k, GATE_ORDER,
+                               f"tf1 import: {found['bias'][0]}", peepholes)
             if spec.proj_size:
                 lw.W_hr = arrays["projection/kernel"].T
             weights[(k, d)] = lw

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..canonical import CanonicalLSTM, LayerWeights
+from ..canonical import CanonicalLSTM
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
 from . import Backend, Capabilities, NativeDict
-from ._concat_kernel import from_bias, from_kernel, to_bias, to_kernel
+from ._concat_kernel import layer_weights, to_bias, to_kernel
 from ._names import group_by_prefix, pick, to_numpy
 
 GATE_ORDERS = {"BlockLSTM": "igfo", "LSTMBlockCell": "igfo", "BlockLSTMV2": "ifgo"}
@@ -105,14 +105,9 @@ class BlockLSTMBackend(Backend):
                     raise ValueError(f"{self.name} import: {where}/{name}: expected shape {shapes[name]}, got {arr.shape}")
             if not spec.peephole and any(np.any(arrays.get(n, 0)) for n in ("wci", "wcf", "wco")):
                 raise ValueError(f"{self.name} import: {where}: nonzero peephole inputs wci/wcf/wco, but spec.peephole=False")
-            W_ih, W_hh = from_kernel(arrays["w"], spec.layer_input_size(k), order)
-            bias = from_bias(arrays["b"], order)
-            if spec.bias == "none" and np.any(bias):
-                raise ValueError(f"{self.name} import: {where}/b is nonzero, but spec.bias='none'")
-            lw = LayerWeights(W_ih=W_ih, W_hh=W_hh, b_ih=bias, b_hh=np.zeros(4 * H))
-            if spec.peephole:
-                lw.w_i, lw.w_f, lw.w_o = arrays["wci"], arrays["wcf"], arrays["wco"]
-            weights[(k, d)] = lw
+            peepholes = (arrays["wci"], arrays["wcf"], arrays["wco"]) if spec.peephole else None
+            weights[(k, d)] = layer_weights(arrays["w"], arrays["b"], spec, k, order,
+                                            f"{self.name} import: {where}/b", peepholes)
         return CanonicalLSTM(spec, weights)
 
     # Running --------------------------------------------------------------------------------
