@@ -205,3 +205,29 @@ def test_every_backend_file_form_round_trips(tmp_path, capsys, name):
     assert convert("--from", name, out, "--spec", spec_json(target_spec), "--to", "numpy",
                    "-o", tmp_path / "back.npz", "--dtype", "float64") == OK, capsys.readouterr().err
     assert CanonicalLSTM.load(tmp_path / "back.npz") == backends.get(name).adapt(model)
+
+
+def test_keras_variable_paths_to_torch_agree_with_keras(tmp_path):
+    """A Keras model's {v.path: v.numpy()} saved as .npz (the other documented keras input) -> torch, run in both."""
+    _needs("keras", "torch")
+    import keras
+    import torch
+    from safetensors.torch import load_file
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((None, 5)), keras.layers.LSTM(7, return_sequences=True),
+                              keras.layers.LSTM(7, return_sequences=True, bias_initializer="random_normal"),
+                              keras.layers.Dense(3)])
+    np.savez(tmp_path / "k.npz", **{v.path: v.numpy() for v in model.weights})
+    spec = LSTMSpec(input_size=5, hidden_size=7, num_layers=2, bias="single")
+    layers = ",".join(layer.path for layer in model.layers[:2])  # the Dense is not part of the LSTM
+    assert convert("--from", "keras", tmp_path / "k.npz", "--select", layers, "--spec", spec_json(spec),
+                   "--to", "torch", "-o", tmp_path / "t.safetensors") == OK
+    lstm = torch.nn.LSTM(5, 7, num_layers=2, batch_first=True)
+    lstm.load_state_dict(load_file(str(tmp_path / "t.safetensors")))
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 8, 5)).astype(np.float32)
+    expected = keras.Sequential(model.layers[:2])(x).numpy()
+    with torch.inference_mode():
+        actual = lstm(torch.from_numpy(x))[0].numpy()
+    tol = tolerance_for("float32")
+    np.testing.assert_allclose(actual, expected, rtol=tol.rtol, atol=tol.atol)

@@ -52,7 +52,8 @@ def add_parser(sub) -> None:
                    help="which LSTM, where SRC holds several (a name prefix or scope; keras: comma-separated layers)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="OUT's dtype (default float32)")
     for flag in _TF1_FLAGS:
-        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, default=None, metavar="VALUE" if flag == "forget_bias" else "VALUE|none",
+        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, default=None,
+                       metavar="VALUE" if flag == "forget_bias" else "VALUE|none",
                        help="tf1 without --spec: the TF1 cell's constructor argument (a checkpoint does not hold it)")
     p.add_argument("--check", action="store_true",
                    help="read OUT back and compare it, run by the oracle and by --to's framework, with SRC")
@@ -62,6 +63,7 @@ def add_parser(sub) -> None:
 def cmd_convert(args) -> int:
     try:
         source, target = backends.get(args.source), backends.get(args.target)
+        files.output_form(target.name, args.out)
         spec = _spec_argument(args)  # or the TF1 cell's arguments, or None: the spec comes from SRC
         native = files.read(source.name, args.src, spec if isinstance(spec, LSTMSpec) else None)
         if not isinstance(spec, LSTMSpec):
@@ -72,7 +74,7 @@ def cmd_convert(args) -> int:
         _report(written, target.name, args.dtype)
         if args.check:
             reloaded = target.import_(files.read(target.name, args.out, written.spec, "OUT"), written.spec)
-            if not check(model, target.name, reloaded, args.dtype, args.out):
+            if not check(model, target.name, reloaded, args.dtype):
                 return DISAGREE
     except UnsupportedFeature as exc:
         print(f"unsupported: {exc}", file=sys.stderr)
@@ -170,7 +172,7 @@ def _report(written: files.Written, target: str, dtype: str) -> None:
     print(f"spec of the written parameters (--spec to read them back): {spec_json(written.spec)}")
 
 
-def check(source: CanonicalLSTM, target: str, reloaded: CanonicalLSTM, dtype: str, out: str) -> bool:
+def check(source: CanonicalLSTM, target: str, reloaded: CanonicalLSTM, dtype: str) -> bool:
     """Compare OUT (read back) with SRC on random inputs: by the oracle, then in the target framework.
 
     The expected outputs are the float64 oracle on SRC's weights rounded to `dtype` (harness.runner.oracle_for);

@@ -61,14 +61,18 @@ def forms(backend: str) -> tuple[str, ...]:
 
 
 def _refuse_pickle(path: Path, what: str) -> None:
-    if path.suffix.lower() in PICKLES:
-        raise ValueError(
-            f"{what}: {path.name} is a pickle file ({path.suffix}); unpickling runs arbitrary code, so this command "
-            "never reads or writes one. Save the weights as safetensors where they were made, e.g. for PyTorch:\n"
-            "    from safetensors.torch import save_file\n"
-            "    save_file(model.state_dict(), 'lstm.safetensors')  # state_dict names; then --from torch lstm.safetensors\n"
-            "(a file you trust: state_dict = torch.load(path, weights_only=True) first; Keras: np.savez of get_weights(), "
-            "see `python -m harness convert --help`)")
+    if path.suffix.lower() not in PICKLES:
+        return
+    why = f"{what}: {path.name} is a pickle file ({path.suffix}); unpickling runs arbitrary code, so this command " \
+          "never reads or writes one."
+    if what == "-o":
+        raise ValueError(f"{why} Write .safetensors instead (torch: lstm.load_state_dict(safetensors.torch.load_file(OUT))).")
+    raise ValueError(
+        f"{why} Save the weights as safetensors where they were made, e.g. for PyTorch:\n"
+        "    from safetensors.torch import save_file\n"
+        "    save_file(model.state_dict(), 'lstm.safetensors')  # then: --from torch lstm.safetensors\n"
+        "(from a file you trust: state_dict = torch.load(path, weights_only=True), then save_file; "
+        "Keras: numpy.savez of get_weights(), see `python -m harness convert --help`)")
 
 
 def _checkpoint_prefix(path: Path) -> str | None:
@@ -89,6 +93,11 @@ def _checkpoint_prefix(path: Path) -> str | None:
     if Path(f"{path}.index").is_file():
         return str(path)
     return None
+
+
+def output_form(backend: str, path: str | Path, what: str = "-o") -> str:
+    """The form `write` will give `path` (checked before any reading: a bad -o fails fast)."""
+    return _form_of(backend, Path(path), what, reading=False)
 
 
 def _form_of(backend: str, path: Path, what: str, reading: bool) -> str:
