@@ -231,3 +231,14 @@ def test_keras_variable_paths_to_torch_agree_with_keras(tmp_path):
         actual = lstm(torch.from_numpy(x))[0].numpy()
     tol = tolerance_for("float32")
     np.testing.assert_allclose(actual, expected, rtol=tol.rtol, atol=tol.atol)
+
+
+@pytest.mark.parametrize("source, name", [("torch", "bad.safetensors"), ("torch", "bad.npz"), ("onnx", "bad.onnx"),
+                                          ("numpy", "bad.npz")])
+def test_a_corrupt_file_is_named_not_a_traceback(tmp_path, capsys, source, name):
+    if source == "onnx":
+        _needs("onnx")
+    (tmp_path / name).write_bytes(b"garbage, not a parameter file")
+    spec = [] if source == "numpy" else ["--spec", spec_json(SPEC)]  # a numpy file holds its spec
+    assert convert("--from", source, tmp_path / name, *spec, "--to", "keras", "-o", tmp_path / "k.npz") == USAGE
+    assert f"SRC: {tmp_path / name} could not be read as" in capsys.readouterr().err

@@ -12,6 +12,7 @@ Nothing here ever unpickles: .npz is read with allow_pickle=False, and pickle fi
     tf1, tf1-basic        TF checkpoint prefix (any other name),  checkpoint variable names
                           .npz, .safetensors                      (SRC: prefix, prefix.index or its folder)
     onnx, onnx-reference  .onnx                                   the model OnnxBackend.export_model writes
+                                                                  (SRC: any ONNX model, e.g. from torch.onnx.export)
     flax, flax-nnx        .npz, .safetensors                      the parameter tree flattened with '/' paths
     jax, tf-block*        .npz, .safetensors                      the backend's own names
     equinox               .eqx                                    eqx.tree_serialise_leaves(path, cells)
@@ -23,7 +24,9 @@ parameters when they are a (nested) mapping of arrays.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +135,8 @@ def _form_of(backend: str, path: Path, what: str, reading: bool) -> str:
 # Reading -------------------------------------------------------------------------------------------
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     if path.suffix == ".npz":
+        if not zipfile.is_zipfile(path):  # else numpy takes it for a pickle, and says so
+            raise ValueError("not a zip archive, which every .npz is")
         with np.load(path, allow_pickle=False) as data:  # an object array raises instead of unpickling
             return {k: data[k] for k in data.files}
     from safetensors.numpy import load_file
@@ -139,7 +144,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         return load_file(str(path))
     except TypeError as exc:  # numpy has no bfloat16: safetensors cannot hand it over
-        raise ValueError(f"{path}: {exc}; numpy holds no bfloat16: save the tensors as float32 "
+        raise ValueError(f"{exc}; numpy holds no bfloat16: save the tensors as float32 "
                          "({k: v.float() for k, v in state_dict.items()})") from exc
 
 
@@ -154,20 +159,35 @@ def read(backend: str, path: str | Path, spec: LSTMSpec | None, what: str = "SRC
     """The file at `path` as `backend`'s import reads it (spec: needed for .eqx only, to know the cells)."""
     path = Path(path)
     form = _form_of(backend, path, what, reading=True)
-    if backend == "numpy":
-        return CanonicalLSTM.load(path)
-    if form == CHECKPOINT:
-        return _read_checkpoint(_checkpoint_prefix(path))
-    if form == ".onnx":
-        return str(path)  # the onnx import reads model files (and their external data) itself
-    if form == ".npy":
-        return np.load(path, allow_pickle=False)
     if form == ".eqx":
         return _read_equinox(path, spec, what)
-    arrays = _read_arrays(path)
+    with _parsing(path, "a canonical file" if backend == "numpy" else form, what):
+        if backend == "numpy":
+            return CanonicalLSTM.load(path)
+        if form == CHECKPOINT:
+            return _read_checkpoint(_checkpoint_prefix(path))
+        if form == ".onnx":
+            import onnx
+
+            return onnx.load(str(path))  # with any external data files beside it
+        if form == ".npy":
+            return np.load(path, allow_pickle=False)
+        arrays = _read_arrays(path)
     if backend == "keras" and arrays and all(_KERAS_KEY.fullmatch(k) for k in arrays):
         return _keras_lists(arrays, path)
     return arrays
+
+
+@contextlib.contextmanager
+def _parsing(path: Path, kind: str, what: str):
+    """A parser's own exception (a corrupt header, a protobuf DecodeError, numpy taking a non-zip for a pickle)
+    as a ValueError that says which file and what it was read as; a missing framework stays an ImportError."""
+    try:
+        yield
+    except ImportError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{what}: {path} could not be read as {kind}: {type(exc).__name__}: {exc}") from exc
 
 
 def _keras_lists(arrays: dict[str, np.ndarray], path: Path) -> list[list[np.ndarray]]:
