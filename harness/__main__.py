@@ -1,4 +1,4 @@
-"""Command line: `python -m harness run | report | measure | bench | gpu`.
+"""Command line: `python -m harness run | report | measure | bench | gpu | convert`.
 
   run      the main job: the agreement matrix over every installed framework, printed as a table,
            saved as JSON lines and written as reports/agreement.html (plus reports/performance.html
@@ -19,6 +19,8 @@
            (float32), then `bench` on cpu and cuda, then the pages (reports/agreement.html from the
            GPU results, reports/performance.html). Without a GPU every GPU step is skipped with
            its reason. `tox -e gpu` runs this after installing the CUDA builds.
+  convert  a trained LSTM's parameter file from one framework's form to another's, never unpickling
+           (harness/convert_cli.py; file forms in harness/files.py); --check runs both and compares.
 """
 
 from __future__ import annotations
@@ -346,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
                                       help="comma-separated modes: exact, tf32 (tf32 runs on GPU devices only)")
     sub.choices["bench"].add_argument("--out", default="reports/bench.json", help="the merged JSON")
     sub.choices["gpu"].add_argument("--reports", default="reports", help="where the results go")
+    from harness.convert_cli import add_parser as add_convert
+
+    add_convert(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,0 +1,244 @@
+"""`python -m harness convert`: files in, files out, never unpickling (harness/convert_cli.py, harness/files.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harness import CanonicalLSTM, LSTMSpec, backends, files
+from harness.__main__ import main
+from harness.compare import tolerance_for
+from harness.convert_cli import DISAGREE, OK, UNSUPPORTED, USAGE, spec_json
+
+SPEC = LSTMSpec(input_size=5, hidden_size=7, num_layers=2, bidirectional=True)
+
+
+def _needs(*names):
+    for name in names:
+        reason = backends.get(name).installed()
+        if reason:
+            pytest.skip(f"not installed: {reason}")
+
+
+def convert(*argv) -> int:
+    return main(["convert", *map(str, argv)])
+
+
+@pytest.fixture
+def torch_file(tmp_path):
+    """A real torch.nn.LSTM's state_dict, saved with safetensors.torch (what a torch user has)."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(SPEC.input_size, SPEC.hidden_size, num_layers=SPEC.num_layers, bidirectional=True)
+    path = tmp_path / "lstm.safetensors"
+    save_file(lstm.state_dict(), str(path))
+    return lstm, path
+
+
+def test_torch_to_keras_to_torch_round_trip_is_exact(torch_file, tmp_path, capsys):
+    import torch
+    from safetensors.torch import load_file
+
+    lstm, src = torch_file
+    assert convert("--from", "torch", src, "--spec", spec_json(SPEC), "--to", "keras", "-o", tmp_path / "k.npz") == OK
+    out = capsys.readouterr().out
+    assert "folded: b_ih + b_hh summed into one bias" in out
+    keras_spec = SPEC.replace(bias="single")
+    assert spec_json(keras_spec) in out  # the --spec that reads the file back
+    with np.load(tmp_path / "k.npz", allow_pickle=False) as f:
+        assert sorted(f.files) == sorted(f"layer{k}.{i}" for k in range(2) for i in range(6))
+        np.testing.assert_array_equal(f["layer0.0"], lstm.weight_ih_l0.detach().numpy().T)  # kernel [in, 4H]
+    assert convert("--from", "keras", tmp_path / "k.npz", "--spec", spec_json(keras_spec), "--to", "torch",
+                   "-o", tmp_path / "back.safetensors") == OK
+    back = load_file(str(tmp_path / "back.safetensors"))
+    torch.nn.LSTM(5, 7, num_layers=2, bidirectional=True).load_state_dict(back, strict=True)  # torch's own names
+    for name, value in lstm.state_dict().items():
+        if name.startswith("weight"):
+            assert torch.equal(back[name], value), name
+        elif name.startswith("bias_ih"):  # the folded bias: b_ih + b_hh summed in float64, rounded once
+            hh = lstm.state_dict()[name.replace("bias_ih", "bias_hh")]
+            assert torch.equal(back[name], (value.double() + hh.double()).float()), name
+        else:
+            assert not back[name].any(), name
+
+
+def test_torch_to_onnx_file_is_importable_and_agrees(torch_file, tmp_path):
+    _needs("onnx")
+    import onnxruntime as ort
+    import torch
+
+    lstm, src = torch_file
+    out = tmp_path / "lstm.onnx"
+    assert convert("--from", "torch", src, "--spec", spec_json(SPEC), "--to", "onnx", "-o", out) == OK
+    model = CanonicalLSTM.random(SPEC)  # for its inputs only
+    x, h0, c0 = (a.astype(np.float32) for a in model.random_inputs(batch=3, steps=9, seed=1))
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    y, h_n, c_n = session.run(None, {"x": x, "h0": h0, "c0": c0})
+    with torch.inference_mode():
+        ty, (th, tc) = lstm(*map(torch.from_numpy, (x,)), (torch.from_numpy(h0), torch.from_numpy(c0)))
+    tol = tolerance_for("float32")
+    for got, want in ((y, ty), (h_n, th), (c_n, tc)):
+        np.testing.assert_allclose(got, want.numpy(), rtol=tol.rtol, atol=tol.atol)
+    imported = backends.get("onnx").import_(out, SPEC)  # the onnx import reads the file back
+    np.testing.assert_array_equal(imported[(1, 1)].W_hh, lstm.weight_hh_l1_reverse.detach().numpy())
+
+
+def test_tf1_checkpoint_to_torch_folds_forget_bias(tmp_path, capsys):
+    _needs("tf1")
+    from safetensors.numpy import load_file
+
+    from harness.backends import tf1
+
+    spec = LSTMSpec(input_size=5, hidden_size=7, num_layers=2, bias="single", forget_bias=1.0)
+    model = CanonicalLSTM.random(spec, seed=3)
+    tf1.save_checkpoint(backends.get("tf1").export(model), tmp_path / "tf" / "model.ckpt")
+    # A checkpoint does not hold forget_bias: without --spec the cell's arguments are required.
+    assert convert("--from", "tf1", tmp_path / "tf" / "model.ckpt", "--to", "torch", "-o", tmp_path / "t.safetensors") == USAGE
+    assert "--forget-bias, --cell-clip, --proj-clip" in capsys.readouterr().err
+    assert convert("--from", "tf1", tmp_path / "tf", "--forget-bias", "1.0", "--cell-clip", "none",
+                   "--proj-clip", "none", "--to", "torch", "-o", tmp_path / "t.safetensors") == OK
+    out = capsys.readouterr().out
+    assert "folded: run-time forget_bias=1 added into the forget part of the bias" in out
+    state = load_file(str(tmp_path / "t.safetensors"))
+    H = spec.hidden_size
+    expected = model[(1, 0)].b_ih.astype(np.float32).astype(np.float64)  # as the (float32) checkpoint holds it
+    expected[H:2 * H] += 1.0  # the forget part, i f g o
+    np.testing.assert_array_equal(state["bias_ih_l1"], expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth", ".pkl", ".bin"])
+def test_pickle_files_are_refused(tmp_path, capsys, suffix):
+    src = tmp_path / f"model{suffix}"
+    src.write_bytes(b"\x80\x04not really a pickle")
+    assert convert("--from", "torch", src, "--spec", spec_json(SPEC), "--to", "keras", "-o", tmp_path / "k.npz") == USAGE
+    err = capsys.readouterr().err
+    assert "pickle" in err and "never reads or writes one" in err
+    assert "save_file(model.state_dict(), 'lstm.safetensors')" in err
+    assert not (tmp_path / "k.npz").exists()
+
+
+def test_pickle_output_is_refused(tmp_path, capsys):
+    src = CanonicalLSTM.random(SPEC).save(tmp_path / "m.npz")
+    assert convert("--from", "numpy", src, "--to", "torch", "-o", tmp_path / "out.pt") == USAGE
+    assert "pickle" in capsys.readouterr().err and not (tmp_path / "out.pt").exists()
+
+
+@pytest.mark.parametrize("spec, words", [
+    ('{"input_size": 5, "hidden_size": "7"}', ["hidden_size", "'7'", "int"]),
+    ('{"input_size": 5, "hiden_size": 7}', ["missing", "hidden_size"]),
+    ('{"input_size": 5, "hidden_size": 7, "bias": "two"}', ["bias", "'two'", "double"]),
+    ('{"input_size": 5, "hidden_size": 7, "num_layer": 2}', ["unknown", "num_layer"]),
+    ('{"input_size": 5, hidden_size: 7}', ["--spec", "not valid JSON"]),
+    ("[5, 7]", ["--spec", "expected a JSON object"]),
+])
+def test_bad_spec_names_the_field(tmp_path, capsys, spec, words):
+    src = tmp_path / "lstm.safetensors"
+    src.write_bytes(b"")  # never read: the spec is checked first
+    assert convert("--from", "torch", src, "--spec", spec, "--to", "keras", "-o", tmp_path / "k.npz") == USAGE
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_spec_from_a_json_file(torch_file, tmp_path):
+    _, src = torch_file
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC.to_dict()))
+    assert convert("--from", "torch", src, "--spec", tmp_path / "spec.json", "--to", "numpy", "-o", tmp_path / "c.npz") == OK
+    assert CanonicalLSTM.load(tmp_path / "c.npz").spec == SPEC
+
+
+def test_peephole_spec_to_torch_is_unsupported(tmp_path, capsys):
+    spec = LSTMSpec(input_size=5, hidden_size=7, peephole=True)
+    src = CanonicalLSTM.random(spec).save(tmp_path / "peep.safetensors")
+    assert convert("--from", "numpy", src, "--to", "torch", "-o", tmp_path / "t.safetensors") == UNSUPPORTED
+    err = capsys.readouterr().err
+    assert "unsupported" in err and "peepholes" in err
+    assert not (tmp_path / "t.safetensors").exists()
+
+
+def test_check_prints_agreement(tmp_path, capsys):
+    _needs("torch")
+    src = CanonicalLSTM.random(SPEC, seed=5).save(tmp_path / "c.npz")
+    assert convert("--from", "numpy", src, "--to", "torch", "-o", tmp_path / "t.safetensors", "--check") == OK
+    out = capsys.readouterr().out
+    assert "float64 oracle on OUT: all outputs close with the oracle on SRC" in out
+    assert "torch running OUT: all outputs close with the oracle on SRC" in out
+
+
+def test_check_catches_a_wrong_file(tmp_path, capsys, monkeypatch):
+    """--check fails when the file does not hold SRC's function (here: torch's i and f gate blocks swapped)."""
+    _needs("torch")
+    from harness.backends.torch import TorchBackend
+
+    to_native = TorchBackend.to_native
+
+    def swapped(self, model, dtype):
+        native = to_native(self, model, dtype)
+        H = model.spec.hidden_size
+        for name, value in native.items():
+            if name.startswith(("weight_ih", "weight_hh", "bias")):
+                native[name] = np.concatenate([value[H:2 * H], value[:H], value[2 * H:]])
+        return native
+
+    monkeypatch.setattr(TorchBackend, "to_native", swapped)
+    src = CanonicalLSTM.random(SPEC, seed=5).save(tmp_path / "c.npz")
+    assert convert("--from", "numpy", src, "--to", "torch", "-o", tmp_path / "t.safetensors", "--check") == DISAGREE
+    out = capsys.readouterr().out
+    assert "outputs are not close to the oracle with the oracle on SRC" in out
+
+
+@pytest.mark.parametrize("name", [n for n in backends.names() if n != "numpy"])
+def test_every_backend_file_form_round_trips(tmp_path, capsys, name):
+    """canonical file -> NAME's natural file -> canonical file gives the (folded) weights bit for bit, in float64."""
+    _needs(name)
+    model = CanonicalLSTM.random(SPEC, seed=2)
+    target_spec = backends.get(name).adapt(model).spec
+    src = model.save(tmp_path / "c.npz")
+    form = files.forms(name)[0]
+    out = tmp_path / ("out.ckpt" if form == files.CHECKPOINT else f"out{form}")
+    assert convert("--from", "numpy", src, "--to", name, "-o", out, "--dtype", "float64") == OK, capsys.readouterr().err
+    assert spec_json(target_spec) in capsys.readouterr().out
+    assert convert("--from", name, out, "--spec", spec_json(target_spec), "--to", "numpy",
+                   "-o", tmp_path / "back.npz", "--dtype", "float64") == OK, capsys.readouterr().err
+    assert CanonicalLSTM.load(tmp_path / "back.npz") == backends.get(name).adapt(model)
+
+
+def test_keras_variable_paths_to_torch_agree_with_keras(tmp_path):
+    """A Keras model's {v.path: v.numpy()} saved as .npz (the other documented keras input) -> torch, run in both."""
+    _needs("keras", "torch")
+    import keras
+    import torch
+    from safetensors.torch import load_file
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((None, 5)), keras.layers.LSTM(7, return_sequences=True),
+                              keras.layers.LSTM(7, return_sequences=True, bias_initializer="random_normal"),
+                              keras.layers.Dense(3)])
+    np.savez(tmp_path / "k.npz", **{v.path: v.numpy() for v in model.weights})
+    spec = LSTMSpec(input_size=5, hidden_size=7, num_layers=2, bias="single")
+    layers = ",".join(layer.path for layer in model.layers[:2])  # the Dense is not part of the LSTM
+    assert convert("--from", "keras", tmp_path / "k.npz", "--select", layers, "--spec", spec_json(spec),
+                   "--to", "torch", "-o", tmp_path / "t.safetensors") == OK
+    lstm = torch.nn.LSTM(5, 7, num_layers=2, batch_first=True)
+    lstm.load_state_dict(load_file(str(tmp_path / "t.safetensors")))
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 8, 5)).astype(np.float32)
+    expected = keras.Sequential(model.layers[:2])(x).numpy()
+    with torch.inference_mode():
+        actual = lstm(torch.from_numpy(x))[0].numpy()
+    tol = tolerance_for("float32")
+    np.testing.assert_allclose(actual, expected, rtol=tol.rtol, atol=tol.atol)
+
+
+@pytest.mark.parametrize("source, name", [("torch", "bad.safetensors"), ("torch", "bad.npz"), ("onnx", "bad.onnx"),
+                                          ("numpy", "bad.npz")])
+def test_a_corrupt_file_is_named_not_a_traceback(tmp_path, capsys, source, name):
+    if source == "onnx":
+        _needs("onnx")
+    (tmp_path / name).write_bytes(b"garbage, not a parameter file")
+    spec = [] if source == "numpy" else ["--spec", spec_json(SPEC)]  # a numpy file holds its spec
+    assert convert("--from", source, tmp_path / name, *spec, "--to", "keras", "-o", tmp_path / "k.npz") == USAGE
+    assert f"SRC: {tmp_path / name} could not be read as" in capsys.readouterr().err
