@@ -246,3 +246,13 @@ def test_harness_bench_leaves_a_json_for_the_reports(tmp_path):
         not_run = data["lstm_harness"]["not_run"]
         assert {(n["dtype"], n["status"]) for n in not_run} == {(d, SKIPPED) for d in ("float32", "float16", "bfloat16")}
         assert all("no CUDA device visible to torch" in n["reason"] for n in not_run)
+
+
+def test_a_dtype_or_device_the_harness_has_no_meaning_for_is_bad_input_not_unsupported():
+    for dtype in ("int32", "complex64"):
+        with pytest.raises(ValueError, match=f"dtype: expected one of .*got '{dtype}'"):
+            precision.dtype_name(dtype)
+    with pytest.raises(ValueError, match="dtype: expected one of .*got 'int32'"):
+        run_case(get_case("plain"), "torch", "int32")
+    with pytest.raises(ValueError, match=r"device must be one of \('cpu', 'cuda'\), got 'gpu'"):
+        run_case(get_case("plain"), "torch", "float32", "gpu")
