@@ -261,11 +261,12 @@ def cmd_measure(args) -> int:
                         where = f"{case.name} seed {seed}" if r.worst_abs > prev[0] else prev[2]
                         worst[key] = (max(prev[0], r.worst_abs), max(prev[1], r.worst_ratio), where)
     print(f"precision {args.precision}")
-    print(f"{'backend':<10} {'device':<6} {'dtype':<9} {'runs':>5} {'max abs err':>12} {'max ratio':>10}  where")
+    w = max([len("backend")] + [len(name) for name, _, _ in worst])  # onnx-reference, tf-block-cell
+    print(f"{'backend':<{w}} {'device':<6} {'dtype':<9} {'runs':>5} {'max abs err':>12} {'max ratio':>10}  where")
     for key, (abs_err, ratio, where) in sorted(worst.items()):
         name, device, dtype = key
         shown = "no bound" if key in unbounded else f"{ratio:.3g}"
-        print(f"{name:<10} {device:<6} {dtype:<9} {runs[key]:>5} {abs_err:>12.3g} {shown:>10}  {where}")
+        print(f"{name:<{w}} {device:<6} {dtype:<9} {runs[key]:>5} {abs_err:>12.3g} {shown:>10}  {where}")
     return 0
 
 
