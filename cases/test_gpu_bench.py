@@ -127,6 +127,16 @@ def test_pytest_m_gpu_selects_the_cuda_cases():
     assert len(ids) == len([c for c in ids if "test_agreement[" in c])  # the sweep runs on the cpu only
 
 
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--dtype", "float8", "--dtype: dtype: expected one of"), ("--device", "tpu", "--device: device must be one of"),
+    ("--precision", "fast", "--precision: precision mode must be one of"),
+    ("--backend", "nope", "--backend: unknown backend 'nope'")])
+def test_a_bad_pytest_option_is_a_usage_error_naming_it(option, value, message):
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", "-q", option, value,
+                          "cases/test_agreement.py"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 4 and f"ERROR: {message}" in out.stderr, out.stdout[-2000:] + out.stderr[-2000:]
+
 # The kernel that ran -----------------------------------------------------------------------
 @pytest.mark.parametrize(("case_name", "kernel"), [("plain", "oneDNN (aten::mkldnn_rnn_layer)"),
                                                    ("projection", "ATen per-step LSTM cells (no fused kernel)")])
