@@ -2,9 +2,9 @@
 
   run      the main job: the agreement matrix over every installed framework, printed as a table,
            saved as JSON lines and written as reports/agreement.html (plus reports/performance.html
-           when reports/bench.json is there; --bench runs `python -m harness bench` first);
+           when reports/bench.json is there; --bench then runs `python -m harness bench`);
            --case/--backend/--dtype/--device narrow it, and a failing cell prints its full message.
-           Exit status 1 if anything failed or errored.
+           Exit status 1 if anything failed or errored; 2 (run, measure, bench, gpu, report) a bad option.
   report   rebuild the pages from saved results: results JSON lines, pytest-benchmark JSON, and
            --compare an earlier benchmark JSON to mark regressions.
   measure  the errors behind the tolerance table in harness/compare.py, over the catalogue and
