@@ -63,6 +63,21 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "bench: a benchmark; runs only with --bench")
     config._lstm_results = []
     config._lstm_not_run = []  # benchmarks that could not run here, with the status and reason
+    _check_options(config)
+
+
+def _check_options(config):
+    """A typo in --backend/--dtype/--device/--precision is a usage error naming it, not N failed tests."""
+    from harness import backends, devices, precision
+
+    checks = (("--backend", backends.get), ("--dtype", precision.dtype_name), ("--device", devices.check_device),
+              ("--precision", precision.check_mode))
+    for option, check in checks:
+        for value in _csv(config.getoption(option)):
+            try:
+                check(value)
+            except (KeyError, ValueError) as exc:
+                raise pytest.UsageError(f"{option}: {exc.args[0]}") from None
 
 
 def pytest_collect_file(file_path, parent):

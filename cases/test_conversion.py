@@ -63,6 +63,20 @@ def test_export_dtype_defaults_to_float32():
         np.dtype(np.float64)}
 
 
+def test_convert_names_a_bad_spec_or_dtype():
+    spec = LSTMSpec(input_size=5, hidden_size=7)
+    model = CanonicalLSTM.random(spec)
+    with pytest.raises(TypeError, match=r"spec: expected an LSTMSpec .* got dict .*LSTMSpec\(\*\*that_dict\)"):
+        convert(model, "numpy", "torch", spec.to_dict())
+    with pytest.raises(TypeError, match="spec: expected an LSTMSpec .* got NoneType None"):
+        convert(model, "numpy", "torch", None)
+    for dtype in ("int32", "float8", np.int64):  # int32 would round every weight to an integer
+        with pytest.raises(ValueError, match="dtype: expected one of"):
+            convert(model, "numpy", "keras", spec, dtype=dtype)
+        with pytest.raises(ValueError, match="dtype: expected one of"):
+            backends.get("numpy").export(model, dtype=dtype)
+
+
 def test_numpy_backend_is_the_canonical_form():
     model = CanonicalLSTM.random(LSTMSpec(input_size=5, hidden_size=7, bias="single"), 2)
     keras_weights = convert(model, "numpy", "keras", model.spec, dtype=np.float64)

@@ -128,6 +128,16 @@ def test_pytest_m_gpu_selects_the_cuda_cases():
     assert len(ids) == len([c for c in ids if "test_agreement[" in c])  # the sweep runs on the cpu only
 
 
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--dtype", "float8", "--dtype: dtype: expected one of"), ("--device", "tpu", "--device: device must be one of"),
+    ("--precision", "fast", "--precision: precision mode must be one of"),
+    ("--backend", "nope", "--backend: unknown backend 'nope'")])
+def test_a_bad_pytest_option_is_a_usage_error_naming_it(option, value, message):
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", "-q", option, value,
+                          "cases/test_agreement.py"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 4 and f"ERROR: {message}" in out.stderr, out.stdout[-2000:] + out.stderr[-2000:]
+
 # The kernel that ran -----------------------------------------------------------------------
 @pytest.mark.parametrize(("case_name", "kernel"), [("plain", "oneDNN (aten::mkldnn_rnn_layer)"),
                                                    ("projection", "ATen per-step LSTM cells (no fused kernel)")])
@@ -247,3 +257,13 @@ def test_harness_bench_leaves_a_json_for_the_reports(tmp_path):
         not_run = data["lstm_harness"]["not_run"]
         assert {(n["dtype"], n["status"]) for n in not_run} == {(d, SKIPPED) for d in ("float32", "float16", "bfloat16")}
         assert all("no CUDA device visible to torch" in n["reason"] for n in not_run)
+
+
+def test_a_dtype_or_device_the_harness_has_no_meaning_for_is_bad_input_not_unsupported():
+    for dtype in ("int32", "complex64"):
+        with pytest.raises(ValueError, match=f"dtype: expected one of .*got '{dtype}'"):
+            precision.dtype_name(dtype)
+    with pytest.raises(ValueError, match="dtype: expected one of .*got 'int32'"):
+        run_case(get_case("plain"), "torch", "int32")
+    with pytest.raises(ValueError, match=r"device must be one of \('cpu', 'cuda'\), got 'gpu'"):
+        run_case(get_case("plain"), "torch", "float32", "gpu")

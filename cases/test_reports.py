@@ -246,3 +246,31 @@ def test_pytest_report_option(tmp_path):
     assert f"report written to {tmp_path / 'agreement.html'}" in proc.stdout
     assert len(cells_of((tmp_path / "agreement.html").read_text())) == 1
     assert len(read_jsonl(tmp_path / "results.jsonl")) == 1
+
+
+@pytest.mark.parametrize("command, argv, message", [
+    ("run", ["--backend", "nope"], "--backend: unknown backend 'nope'; known backends: numpy, torch"),
+    ("run", ["--backend", "numpy"], "--backend: numpy is the reference"),
+    ("run", ["--case", "nope"], "--case: unknown case 'nope'; known cases: plain"),
+    ("run", ["--dtype", "float8"], r"--dtype: dtype: expected one of \('float32'.*got 'float8'"),
+    ("run", ["--dtype", "int32"], r"--dtype: dtype: expected one of \('float32'.*got 'int32'"),
+    ("run", ["--device", "tpu"], r"--device: device must be one of \('cpu', 'cuda'\), got 'tpu'"),
+    ("run", ["--precision", "fast"], "--precision: precision mode must be one of .*got 'fast'"),
+    ("measure", ["--dtype", ","], "--dtype: expected at least one value, got ','"),
+    ("bench", ["--backend", "nope"], "--backend: unknown backend 'nope'"),
+])
+def test_a_bad_command_line_names_the_option_without_running(command, argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, *argv, *(["--results", "", "--reports", ""] if command == "run" else [])])
+    assert exit_.value.code == 2  # bad usage, as argparse's own errors; 1 means something failed
+    err = capsys.readouterr().err
+    assert re.search(f"python -m harness {command}: error: {message}", err), err
+    assert "Traceback" not in err
+
+
+def test_report_names_a_file_that_is_not_results(tmp_path, capsys):
+    (tmp_path / "bad.jsonl").write_text("{bad\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--results", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert re.search(r"error: --results: .*bad.jsonl:1: not a result record", capsys.readouterr().err)

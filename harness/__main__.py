@@ -2,9 +2,9 @@
 
   run      the main job: the agreement matrix over every installed framework, printed as a table,
            saved as JSON lines and written as reports/agreement.html (plus reports/performance.html
-           when reports/bench.json is there; --bench runs `python -m harness bench` first);
+           when reports/bench.json is there; --bench then runs `python -m harness bench`);
            --case/--backend/--dtype/--device narrow it, and a failing cell prints its full message.
-           Exit status 1 if anything failed or errored.
+           Exit status 1 if anything failed or errored; 2 (run, measure, bench, gpu, report) a bad option.
   report   rebuild the pages from saved results: results JSON lines, pytest-benchmark JSON, and
            --compare an earlier benchmark JSON to mark regressions.
   measure  the errors behind the tolerance table in harness/compare.py, over the catalogue and
@@ -43,14 +43,51 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _usage(args, message: str):
+    """A bad command line: the message names the option, what is known and what was given (exit 2, as argparse)."""
+    print(f"python -m harness {args.command}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _subjects(args) -> list[str]:
+    """--backend's names (default: every backend but the reference), each known and not the reference."""
+    from harness import backends
+
+    if not args.backend:
+        return backends.subjects()
+    names = _csv(args.backend)
+    if not names:
+        _usage(args, f"--backend: expected at least one backend, got {args.backend!r}")
+    for name in names:
+        try:
+            if backends.get(name).reference:
+                _usage(args, f"--backend: {name} is the reference the others are compared with, not a subject; "
+                             f"expected some of {', '.join(backends.subjects())}")
+        except KeyError as exc:
+            _usage(args, f"--backend: {exc.args[0]}")
+    return names
+
+
 def _select(args):
-    from harness import backends, catalogue
+    """The cases and backends to run; every name, dtype, device and mode is checked before anything runs."""
+    from harness import catalogue, devices, precision
 
     everything = list(catalogue.CASES) + (list(catalogue.SIZE_SWEEP) if getattr(args, "sweep", False) else [])
-    cases = [catalogue.get_case(n) for n in _csv(args.case)] if args.case else everything
-    names = _csv(args.backend) if args.backend else backends.subjects()
-    for n in names:
-        backends.get(n)
+    try:
+        cases = [catalogue.get_case(n) for n in _csv(args.case)] if args.case else everything
+    except KeyError as exc:
+        _usage(args, f"--case: {exc.args[0]}")
+    names = _subjects(args)
+    for option, values, check in (("--dtype", _csv(args.dtype), precision.dtype_name),
+                                  ("--device", _csv(args.device), devices.check_device),
+                                  ("--precision", [args.precision], precision.check_mode)):
+        if not values:
+            _usage(args, f"{option}: expected at least one value, got {getattr(args, option[2:])!r}")
+        for value in values:
+            try:
+                check(value)
+            except (KeyError, ValueError) as exc:
+                _usage(args, f"{option}: {exc.args[0]}")
     return cases, names
 
 
@@ -162,8 +199,11 @@ def cmd_report(args) -> int:
     if results is None and bench is None:
         raise SystemExit(f"nothing to report: no reports/results.jsonl (python -m harness run) and no "
                          f"{BENCH_JSON} (python -m harness bench); name them with --results / --bench-json")
-    _write_pages(args.out, read_jsonl(results) if results else [], str(results or ""), bench, args.compare,
-                 args.threshold)
+    try:
+        records = read_jsonl(results) if results else []
+    except ValueError as exc:  # not a results file: name it and the line, no traceback
+        _usage(args, f"--results: {exc}")
+    _write_pages(args.out, records, str(results or ""), bench, args.compare, args.threshold)
     return 0
 
 
@@ -221,11 +261,12 @@ def cmd_measure(args) -> int:
                         where = f"{case.name} seed {seed}" if r.worst_abs > prev[0] else prev[2]
                         worst[key] = (max(prev[0], r.worst_abs), max(prev[1], r.worst_ratio), where)
     print(f"precision {args.precision}")
-    print(f"{'backend':<10} {'device':<6} {'dtype':<9} {'runs':>5} {'max abs err':>12} {'max ratio':>10}  where")
+    w = max([len("backend")] + [len(name) for name, _, _ in worst])  # onnx-reference, tf-block-cell
+    print(f"{'backend':<{w}} {'device':<6} {'dtype':<9} {'runs':>5} {'max abs err':>12} {'max ratio':>10}  where")
     for key, (abs_err, ratio, where) in sorted(worst.items()):
         name, device, dtype = key
         shown = "no bound" if key in unbounded else f"{ratio:.3g}"
-        print(f"{name:<10} {device:<6} {dtype:<9} {runs[key]:>5} {abs_err:>12.3g} {shown:>10}  {where}")
+        print(f"{name:<{w}} {device:<6} {dtype:<9} {runs[key]:>5} {abs_err:>12.3g} {shown:>10}  {where}")
     return 0
 
 
@@ -246,11 +287,9 @@ def _pytest(args: list[str], env: dict[str, str] | None = None) -> tuple[list[st
 def cmd_bench(args) -> int:
     import json
 
-    from harness import backends, devices
+    from harness import devices
 
-    names = _csv(args.backend) if args.backend else backends.subjects()
-    for n in names:
-        backends.get(n)
+    names = _subjects(args)
     out = Path(args.out).resolve()
     parts = out.parent / "bench"
     parts.mkdir(parents=True, exist_ok=True)
@@ -290,10 +329,10 @@ def cmd_gpu(args) -> int:
     A process per backend and mode: the precision flags are per process, and each framework brings
     its own CUDA libraries (a crash in one must not take the others' results with it).
     """
-    from harness import backends, devices
+    from harness import devices
 
     reports = Path(args.reports).resolve()
-    names = _csv(args.backend) if args.backend else backends.subjects()
+    names = _subjects(args)
     status = 0
     for mode, dtypes in (("exact", "float32,float64,float16,bfloat16"), ("tf32", "float32")):
         for name in names:

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import backends, precision
+from . import backends, devices, precision
 from .canonical import CanonicalLSTM
 from .catalogue import Case
 from .compare import Comparison, Tolerance, compare, tolerance_for
@@ -59,6 +59,7 @@ def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str 
         raise ValueError(f"{backend_name} is the reference: comparing it with itself proves nothing")
     dtype = precision.dtype_name(dtype)
     precision.check_mode(mode)
+    devices.check_device(device)  # a typo is bad input, not every backend's 'unsupported'
     record = Result(case=case.name, backend=backend_name, device=device, dtype=dtype, precision=mode,
                     status=PASS, spec=case.spec.to_dict(), seed=case.seed if seed is None else seed,
                     reproduce=reproduce_command(case.name, backend_name, dtype, device, mode))

@@ -163,7 +163,7 @@ class Backend:
     def export(self, model: CanonicalLSTM, dtype=np.float32) -> Any:
         """The framework's own parameters for `model` (folded as needed; `.folded` says what)."""
         adapted = self.adapt(model)
-        native = self.to_native(adapted, np.dtype(dtype))
+        native = self.to_native(adapted, precision.numpy_dtype(dtype))  # no int32 truncation, no float8
         native.folded = adapted.folded
         return native
 
@@ -256,6 +256,11 @@ def convert(native: Any, src: str, dst: str, spec: LSTMSpec, *, dtype=np.float32
     result's `.folded` lists them); features it cannot express raise UnsupportedFeature.
     `select` picks one LSTM where the source holds several (a prefix or scope name).
     """
+    if not isinstance(spec, LSTMSpec):  # else an AttributeError deep inside the import
+        hint = " (LSTMSpec(**that_dict) makes one)" if isinstance(spec, dict) else ""
+        raise TypeError(f"spec: expected an LSTMSpec describing the LSTM that `native` holds, got "
+                        f"{type(spec).__name__} {spec!r}{hint}")
+    precision.dtype_name(dtype)  # a bad dtype is named before the import runs
     model = get(src).import_(native, spec, select=select)
     return get(dst).export(model, dtype=dtype)
 
