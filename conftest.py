@@ -77,7 +77,8 @@ def _check_options(config):
             try:
                 check(value)
             except (KeyError, ValueError) as exc:
-                raise pytest.UsageError(f"{option}: {exc.args[0]}") from None
+                message = str(exc.args[0]).removeprefix(option[2:] + ": ")  # no "--dtype: dtype: ..."
+                raise pytest.UsageError(f"{option}: {message}") from None
 
 
 def pytest_collect_file(file_path, parent):

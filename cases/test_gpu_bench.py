@@ -130,7 +130,7 @@ def test_pytest_m_gpu_selects_the_cuda_cases():
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
-    ("--dtype", "float8", "--dtype: dtype: expected one of"), ("--device", "tpu", "--device: device must be one of"),
+    ("--dtype", "float8", "--dtype: expected one of"), ("--device", "tpu", "--device: device must be one of"),
     ("--precision", "fast", "--precision: precision mode must be one of"),
     ("--backend", "nope", "--backend: unknown backend 'nope'")])
 def test_a_bad_pytest_option_is_a_usage_error_naming_it(option, value, message):

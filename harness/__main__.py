@@ -87,7 +87,7 @@ def _select(args):
             try:
                 check(value)
             except (KeyError, ValueError) as exc:
-                _usage(args, f"{option}: {exc.args[0]}")
+                _usage(args, f"{option}: {str(exc.args[0]).removeprefix(option[2:] + ': ')}")
     return cases, names
 
 
