@@ -160,10 +160,10 @@ def pytest_sessionfinish(session, exitstatus):
     not_run = session.config.getoption("--bench-not-run")
     if not_run:
         import json
-        from pathlib import Path
 
-        Path(not_run).parent.mkdir(parents=True, exist_ok=True)
-        Path(not_run).write_text(json.dumps({"not_run": session.config._lstm_not_run}, indent=1))
+        from harness import atomic
+
+        atomic.write_text(not_run, json.dumps({"not_run": session.config._lstm_not_run}, indent=1))
     path = session.config.getoption("--results")
     if path and session.config._lstm_results:
         from harness.results import write_jsonl

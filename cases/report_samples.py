@@ -35,7 +35,7 @@ class NoGpuBackend(TorchBackend):
 class BrokenBackend(TorchBackend):
     name = "broken"
 
-    def run(self, prepared, x, h0, c0, *, batch_first=False):
+    def _run(self, prepared, x, h0, c0, *, batch_first=False):
         raise RuntimeError(SCRIPT_REASON)
 
 
@@ -45,8 +45,8 @@ class SloppyBackend(TorchBackend):
     name = "sloppy"
     OFF_INDEX = (1, 2)
 
-    def run(self, prepared, x, h0, c0, *, batch_first=False):
-        out = super().run(prepared, x, h0, c0, batch_first=batch_first)
+    def _run(self, prepared, x, h0, c0, *, batch_first=False):
+        out = super()._run(prepared, x, h0, c0, batch_first=batch_first)
         h_n = np.array(out.h_n)
         h_n[(-1, *self.OFF_INDEX)] += 1e-3
         return out._replace(h_n=h_n)

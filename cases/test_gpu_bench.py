@@ -153,7 +153,7 @@ def test_keras_records_its_path_and_sees_a_declined_cudnn_call():
     assert r.environment["kernel"] == "keras generic RNN loop (use_cudnn=False on cpu)"
     model, (x, h0, c0), _ = oracle_for(get_case("plain"), "float32")
     prepared = backend.prepare(model, "float32", "cpu")
-    for layer in prepared["layers"]:
+    for layer in prepared.model["layers"]:
         layer.use_cudnn = "auto"  # as on a GPU: Keras offers the work to its backend's fused lstm first
     with backend.watch_kernel(prepared) as seen:
         backend.run(prepared, x.astype("float32"), h0.astype("float32"), c0.astype("float32"))
@@ -192,8 +192,8 @@ def test_the_default_timed_call_is_run():
 
     model, (x, h0, c0), expected = oracle_for(get_case("plain"), "float64")
     backend = NumpyBackend()
-    forward = backend.forward_callable(backend.prepare(model), x, h0, c0)
-    assert "run()" in forward.what
+    forward = backend.forward_callable(backend.prepare(model, "float64"), x, h0, c0)
+    assert "run()" in forward.what  # the backend's own _run, inputs checked by forward_callable
     np.testing.assert_array_equal(forward.fetch(forward.call()).y, expected.y)
 
 

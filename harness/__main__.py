@@ -287,7 +287,7 @@ def _pytest(args: list[str], env: dict[str, str] | None = None) -> tuple[list[st
 def cmd_bench(args) -> int:
     import json
 
-    from harness import devices
+    from harness import atomic, devices
 
     names = _subjects(args)
     out = Path(args.out).resolve()
@@ -313,7 +313,7 @@ def cmd_bench(args) -> int:
     from harness.bench import merge
 
     merged = merge(runs)
-    out.write_text(json.dumps(merged, indent=1))
+    atomic.write_text(out, json.dumps(merged, indent=1))
     print(f"\n{len(merged['benchmarks'])} benchmarks, {len(merged['lstm_harness']['not_run'])} not run: {out}")
     for item in {(n["backend"], n["device"], n["status"], n["reason"]) for n in merged["lstm_harness"]["not_run"]}:
         print("  {}: {} {}: {}".format(*item))

@@ -23,6 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
+from . import atomic
 from .spec import DIRECTIONS, LSTMSpec
 
 GATES = ("i", "f", "g", "o")
@@ -263,12 +264,13 @@ class CanonicalLSTM:
         if path.suffix == ".npz":
             arrays = dict(tensors)
             arrays["__metadata__"] = np.array(json.dumps(meta))  # a unicode array: no pickle needed
-            with open(path, "wb") as fh:
+            with atomic.open_for_writing(path, "wb") as fh:
                 np.savez(fh, **arrays)
         elif path.suffix == ".safetensors":
             from safetensors.numpy import save_file
 
-            save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=meta)
+            with atomic.writing(path) as tmp:
+                save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp), metadata=meta)
         else:
             raise ValueError(f"save(path): expected a .npz or .safetensors suffix, got {path.suffix!r} ({path})")
         return path

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import backends
+from . import atomic, backends
 from .backends._jax import flatten  # imports no framework
 from .canonical import CanonicalLSTM
 from .spec import LSTMSpec
@@ -263,8 +263,8 @@ def write(backend: str, model: CanonicalLSTM, path: str | Path, dtype, what: str
     b = backends.get(backend)
     native = b.export(model, dtype=dtype)  # UnsupportedFeature for what the target cannot express
     contents = {k: (str(v.dtype), v.shape) for k, v in named_arrays(backend, native).items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
     files = [str(path)]
+    # Every form goes through harness.atomic: a write that fails part-way leaves an earlier OUT intact.
     if backend == "numpy":
         native.save(path)
     elif form == CHECKPOINT:
@@ -275,18 +275,22 @@ def write(backend: str, model: CanonicalLSTM, path: str | Path, dtype, what: str
     elif form == ".onnx":
         import onnx
 
-        onnx.save(b.export_model(model, dtype), str(path))
+        with atomic.writing(path) as tmp:
+            onnx.save(b.export_model(model, dtype), str(tmp))  # one file: the export writes no external data
     elif form == ".eqx":
         import equinox as eqx
 
-        eqx.tree_serialise_leaves(path, list(native))
+        with atomic.writing(path) as tmp:
+            eqx.tree_serialise_leaves(tmp, list(native))
     elif form == ".npy":
-        np.save(path, np.asarray(native), allow_pickle=False)
+        with atomic.open_for_writing(path, "wb") as fh:
+            np.save(fh, np.asarray(native), allow_pickle=False)
     elif form == ".npz":
-        with open(path, "wb") as fh:
+        with atomic.open_for_writing(path, "wb") as fh:
             np.savez(fh, **named_arrays(backend, native))
     else:
         from safetensors.numpy import save_file
 
-        save_file({k: np.ascontiguousarray(v) for k, v in named_arrays(backend, native).items()}, str(path))
+        with atomic.writing(path) as tmp:
+            save_file({k: np.ascontiguousarray(v) for k, v in named_arrays(backend, native).items()}, str(tmp))
     return Written(files, tuple(native.folded), b.adapt(model).spec, contents)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import inputs
 from .canonical import CanonicalLSTM
 from .outputs import LSTMOutput
 
@@ -27,33 +28,16 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def check_inputs(spec, x, h0, c0, batch_first: bool):
-    """Validate x, h0, c0 against the spec; return them as float64 arrays (time-major x)."""
-    x = np.asarray(x)
-    if x.ndim != 3:
-        layout = "[B, T, input_size]" if batch_first else "[T, B, input_size]"
-        raise ValueError(f"x: expected a 3-D array {layout}, got shape {x.shape}")
-    if x.shape[-1] != spec.input_size:
-        raise ValueError(f"x: expected last dimension input_size={spec.input_size}, got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"x: expected a floating-point array, got dtype {x.dtype}")
-    x = x.astype(np.float64)
+    """Validate x, h0, c0 against the spec (harness.inputs, the one check every backend runs too); return
+    them as float64 arrays, x time-major, zero states where None."""
+    checked = inputs.check_inputs(spec, x, h0, c0, batch_first=batch_first)
+    x = checked.x.astype(np.float64)
     if batch_first:
         x = x.transpose(1, 0, 2)
-    T, B = x.shape[:2]
-    if T < 1 or B < 1:
-        raise ValueError(f"x: needs at least one time step and one batch element, got shape {x.shape}")
     n = spec.num_layers * spec.num_directions
-    states = []
-    for name, value, width in (("h0", h0, spec.output_size), ("c0", c0, spec.hidden_size)):
-        shape = (n, B, width)
-        if value is None:
-            states.append(np.zeros(shape))
-            continue
-        arr = np.asarray(value)
-        if arr.shape != shape:
-            raise ValueError(f"{name}: expected shape {shape} [num_layers * num_directions, batch, {width}], got {arr.shape}")
-        states.append(arr.astype(np.float64))
-    return x, states[0], states[1]
+    h0 = np.zeros((n, checked.batch, spec.output_size)) if checked.h0 is None else checked.h0.astype(np.float64)
+    c0 = np.zeros((n, checked.batch, spec.hidden_size)) if checked.c0 is None else checked.c0.astype(np.float64)
+    return x, h0, c0
 
 
 def forward(

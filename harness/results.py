@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from . import atomic
+
 PASS, FAIL, UNSUPPORTED, NOT_INSTALLED, SKIPPED, ERROR = (
     "pass", "fail", "unsupported", "not installed", "skipped", "error")
 STATUSES = (PASS, FAIL, UNSUPPORTED, NOT_INSTALLED, SKIPPED, ERROR)
@@ -58,8 +60,7 @@ class Result:
 
 def write_jsonl(results: Iterable[Result], path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
+    with atomic.open_for_writing(path, "w") as fh:
         for r in results:
             fh.write(r.to_json() + "\n")
     return path

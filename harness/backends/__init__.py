@@ -10,8 +10,13 @@ The protocol, in the order the data flows:
     supports(spec, dtype, device) -> None, or why this combination is unsupported
     export(canonical, dtype) -> the framework's own parameters (after folding, see `adapt`)
     import_(native, spec, select=None) -> CanonicalLSTM   (exact inverse of export)
-    prepare(canonical, dtype, device) -> a live model with the weights set (built once)
+    prepare(canonical, dtype, device) -> Prepared: the live model with the weights set (built once)
     run(prepared, x, h0, c0, batch_first) -> LSTMOutput (numpy, canonical layout)
+
+prepare, run, forward_callable and watch_kernel are the base class's own: run checks x, h0 and c0 against
+the spec (harness.inputs, the oracle's check) and then calls the backend's `_run`, so no backend can skip
+the check. A backend implements `_prepare(model, dtype, device)` and `_run(live, x, h0, c0, batch_first)`,
+and optionally `_forward_callable` and `_watch_kernel`, on its live model.
 
 Devices, precision and timing (defaults cover a backend whose framework is its runtime):
 
@@ -43,6 +48,7 @@ import numpy as np
 
 from .. import devices, precision
 from ..canonical import CanonicalLSTM
+from ..inputs import check_inputs
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
 
@@ -73,6 +79,18 @@ class Capabilities:
     devices: tuple[str, ...] = ("cpu",)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What Backend.prepare returns and Backend.run takes: the framework's live model (`model`), with the
+    spec, dtype and device it was built for (what the input check needs)."""
+
+    backend: str
+    spec: LSTMSpec
+    dtype: str
+    device: str
+    model: Any
+
+
 @dataclass
 class TimedForward:
     """One forward pass, split so that a timer measures only the work.
@@ -96,6 +114,13 @@ class Backend:
     description: str = ""  # what it runs, one line, for the README and reports
     capabilities: Capabilities = Capabilities()
     reference: bool = False  # the oracle itself: never a subject of the agreement tests
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("prepare", "run", "forward_callable", "watch_kernel"):
+            if name in cls.__dict__:  # the input check lives in these: a backend implements _name instead
+                raise TypeError(f"{cls.__name__}.{name}: Backend.{name} is the base class's own (it checks the "
+                                f"inputs before the backend runs); implement _{name} instead")
 
     # Availability ---------------------------------------------------------------------------
     def installed(self) -> str | None:
@@ -175,10 +200,12 @@ class Backend:
     def import_(self, native: Any, spec: LSTMSpec, select: str | None = None) -> CanonicalLSTM:
         raise NotImplementedError
 
-    def prepare(self, model: CanonicalLSTM, dtype: str = "float32", device: str = "cpu") -> Any:
+    def _prepare(self, model: CanonicalLSTM, dtype: str, device: str) -> Any:
+        """Build the live model once, with the weights set (what Backend.prepare wraps in a Prepared)."""
         raise NotImplementedError
 
-    def run(self, prepared: Any, x: np.ndarray, h0, c0, *, batch_first: bool = False) -> LSTMOutput:
+    def _run(self, model: Any, x: np.ndarray, h0, c0, *, batch_first: bool = False) -> LSTMOutput:
+        """One forward pass on inputs Backend.run has already checked -> LSTMOutput (canonical layout)."""
         raise NotImplementedError
 
     def environment(self) -> dict[str, str]:
@@ -186,19 +213,56 @@ class Backend:
         return {}
 
     @contextlib.contextmanager
-    def watch_kernel(self, prepared: Any) -> Iterator[dict[str, str]]:
+    def _watch_kernel(self, model: Any) -> Iterator[dict[str, str]]:
         """Record the kernel that runs inside the block into the yielded dict ({"kernel": ...}).
 
         Default: nothing to observe (a framework with one implementation, or none inspectable).
         """
         yield {}
 
-    def forward_callable(self, prepared: Any, x: np.ndarray, h0, c0, *, batch_first: bool = False) -> TimedForward:
-        """A TimedForward for benchmarks. Default: run() itself, which includes the host-side
-        conversions (and, on a GPU, the copies); a backend with device-resident inputs overrides it."""
-        return TimedForward(call=lambda: self.run(prepared, x, h0, c0, batch_first=batch_first),
+    def _forward_callable(self, model: Any, x: np.ndarray, h0, c0, *, batch_first: bool = False) -> TimedForward:
+        """A TimedForward for benchmarks. Default: _run itself, which includes the host-side conversions (and,
+        on a GPU, the copies); a backend with device-resident inputs overrides it."""
+        return TimedForward(call=lambda: self._run(model, x, h0, c0, batch_first=batch_first),
                             fetch=lambda out: out,
                             what="run(): host arrays in and out, conversions included")
+
+    # The entry points: the same for every backend, so none can skip the input check -------------------
+    def prepare(self, model: CanonicalLSTM, dtype: str = "float32", device: str = "cpu") -> "Prepared":
+        """The live model for `model` in `dtype` on `device`, built once; run() takes it."""
+        if not isinstance(model, CanonicalLSTM):
+            raise TypeError(f"{self.name}.prepare(model): expected a CanonicalLSTM, got {type(model).__name__} "
+                            f"(convert a framework's parameters first: {self.name}.import_(native, spec))")
+        return Prepared(self.name, model.spec, precision.dtype_name(dtype), device,
+                        self._prepare(model, dtype, device))
+
+    def _unwrap(self, prepared: "Prepared") -> Any:
+        if not isinstance(prepared, Prepared) or prepared.backend != self.name:
+            got = f"a Prepared of {prepared.backend}" if isinstance(prepared, Prepared) else type(prepared).__name__
+            raise TypeError(f"{self.name}.run(prepared): expected what {self.name}.prepare() returned, got {got}")
+        return prepared.model
+
+    def run(self, prepared: "Prepared", x: np.ndarray, h0=None, c0=None, *, batch_first: bool = False) -> LSTMOutput:
+        """One forward pass: x [T, B, in] ([B, T, in] with batch_first), h0, c0 [L*D, B, *] or None (zeros).
+
+        The inputs are checked against the spec first (harness.inputs.check_inputs, the oracle's own check):
+        a wrong shape, dtype, an empty sequence or a non-finite value is a ValueError/TypeError naming it.
+        """
+        model = self._unwrap(prepared)
+        x, h0, c0, _, _ = check_inputs(prepared.spec, x, h0, c0, batch_first=batch_first)
+        return self._run(model, x, h0, c0, batch_first=batch_first)
+
+    def forward_callable(self, prepared: "Prepared", x: np.ndarray, h0=None, c0=None, *,
+                         batch_first: bool = False) -> TimedForward:
+        """run() split for timing (see TimedForward), on inputs checked as run() checks them."""
+        model = self._unwrap(prepared)
+        x, h0, c0, _, _ = check_inputs(prepared.spec, x, h0, c0, batch_first=batch_first)
+        return self._forward_callable(model, x, h0, c0, batch_first=batch_first)
+
+    def watch_kernel(self, prepared: "Prepared"):
+        """A context manager whose dict is filled with the kernel that ran inside it, where a framework can
+        fall back silently (torch's cuDNN / oneDNN / ATen cells, Keras's cuDNN path or generic loop)."""
+        return self._watch_kernel(self._unwrap(prepared))
 
     def __repr__(self) -> str:
         return f"<backend {self.name}>"

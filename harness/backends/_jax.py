@@ -222,14 +222,14 @@ class JaxBackend(Backend):
         return np.asarray(native)
 
     # Running ---------------------------------------------------------------------------------
-    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
+    def _prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
         dtype = float_dtype(dtype)
         native = self.export(model, dtype=dtype)
         with dtype_scope(dtype):
             weights = put(self.weights(native, model.spec), dtype, device)
         return {"spec": model.spec, "weights": weights, "dtype": dtype, "device": device}
 
-    def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+    def _run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
         spec, dtype = prepared["spec"], prepared["dtype"]
         structure = self.program_structure(spec)
         fn = compiled((*self.program_key(), structure, batch_first, dtype),

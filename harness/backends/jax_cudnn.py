@@ -81,8 +81,8 @@ class JaxCudnnBackend(_jax.JaxBackend):
         return CanonicalLSTM(spec, weights)
 
     # Running --------------------------------------------------------------------------------
-    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cuda"):  # its only device
-        return super().prepare(model, dtype, device)
+    def _prepare(self, model: CanonicalLSTM, dtype="float32", device="cuda"):  # its only device
+        return super()._prepare(model, dtype, device)
 
     def build_forward(self, structure: LSTMSpec, batch_first: bool, dtype: str):
         import jax.numpy as jnp

@@ -150,7 +150,7 @@ class KerasBackend(Backend):
         return out
 
     # Running --------------------------------------------------------------------------------
-    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
+    def _prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
         import keras
 
         spec = model.spec
@@ -175,11 +175,11 @@ class KerasBackend(Backend):
                 layers.append(layer)
         return {"layers": layers, "spec": spec, "dtype": dtype, "device": device}
 
-    def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
-        forward = self.forward_callable(prepared, x, h0, c0, batch_first=batch_first)
+    def _run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+        forward = self._forward_callable(prepared, x, h0, c0, batch_first=batch_first)
         return forward.fetch(forward.call())
 
-    def forward_callable(self, prepared, x, h0, c0, *, batch_first=False) -> TimedForward:
+    def _forward_callable(self, prepared, x, h0, c0, *, batch_first=False) -> TimedForward:
         import keras
 
         spec, dtype, device = prepared["spec"], prepared["dtype"], prepared["device"]
@@ -217,7 +217,7 @@ class KerasBackend(Backend):
                                          f"then {'a device sync' if device != 'cpu' or runtime == 'jax' else 'no sync needed'}")
 
     @contextlib.contextmanager
-    def watch_kernel(self, prepared):
+    def _watch_kernel(self, prepared):
         """Which path Keras took: its backend's fused (cuDNN-capable) lstm, or its generic loop.
 
         Keras tries keras.src.backend.lstm / bidirectional_lstm and falls back on NotImplementedError;

@@ -34,10 +34,10 @@ class NumpyBackend(Backend):
             raise ValueError(f"numpy backend: the CanonicalLSTM's spec {native.spec} differs from spec {spec}")
         return native.copy()
 
-    def prepare(self, model: CanonicalLSTM, dtype="float64", device="cpu") -> CanonicalLSTM:
+    def _prepare(self, model: CanonicalLSTM, dtype, device) -> CanonicalLSTM:
         return model.rounded(dtype)
 
-    def run(self, prepared: CanonicalLSTM, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+    def _run(self, prepared: CanonicalLSTM, x, h0, c0, *, batch_first=False) -> LSTMOutput:
         return prepared.forward(x, h0, c0, batch_first=batch_first)
 
     def environment(self) -> dict[str, str]:

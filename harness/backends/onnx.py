@@ -42,7 +42,6 @@ from typing import Any, Callable
 import numpy as np
 
 from ..canonical import CanonicalLSTM, LayerWeights
-from ..oracle import check_inputs
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
 from . import Backend, Capabilities, NativeDict, UnsupportedFeature
@@ -399,7 +398,7 @@ def build_model(native: Mapping[str, np.ndarray], *, batch_first: bool = False, 
 
 # The backends -------------------------------------------------------------------------------------
 @dataclass
-class Prepared:
+class Sessions:
     """Exported initializers and one runner per input form, each built on its first use and kept."""
 
     native: NativeDict
@@ -480,9 +479,9 @@ class OnnxBackend(Backend):
                            layout=layout)
 
     # Running ------------------------------------------------------------------------------------
-    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu") -> Prepared:
+    def _prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu") -> Sessions:
         dtype, adapted = np.dtype(dtype), self.adapt(model)
-        return Prepared(self.to_native(adapted, dtype), adapted.spec, dtype, self.layout_for_batch_first,
+        return Sessions(self.to_native(adapted, dtype), adapted.spec, dtype, self.layout_for_batch_first,
                         functools.partial(self.compile, device=device))
 
     def compile(self, proto, device: str = "cpu") -> Callable[[dict], list]:
@@ -503,8 +502,7 @@ class OnnxBackend(Backend):
             raise RuntimeError(f"onnxruntime built the session on {session.get_providers()}, not {wanted}")
         return lambda feeds: session.run(None, feeds)
 
-    def run(self, prepared: Prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
-        check_inputs(prepared.spec, x, h0, c0, batch_first)  # a clear error naming x, h0 or c0 first
+    def _run(self, prepared: Sessions, x, h0, c0, *, batch_first=False) -> LSTMOutput:
         x = np.asarray(x)
         feeds = {"x": x.astype(prepared.dtype, copy=False)}
         with_state = h0 is not None or c0 is not None

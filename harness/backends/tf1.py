@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import atomic
 from ..canonical import CanonicalLSTM
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
@@ -194,9 +195,11 @@ def save_checkpoint(native: Mapping, prefix: str | Path) -> str:
     if not isinstance(native, Mapping) or not native:
         raise ValueError(f"save_checkpoint: expected a non-empty mapping of names to arrays, got {type(native).__name__}")
     names = sorted(native)
-    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
-    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.convert_to_tensor(to_numpy(n, native[n])) for n in names])
+    prefix = Path(prefix)
+    # Both files appear together or not at all; the index goes last (a reader that finds it finds the data).
+    with atomic.staging([f"{prefix}.data-00000-of-00001", f"{prefix}.index"]) as folder:
+        tf.raw_ops.SaveV2(prefix=str(folder / prefix.name), tensor_names=names, shape_and_slices=[""] * len(names),
+                          tensors=[tf.convert_to_tensor(to_numpy(n, native[n])) for n in names])
     return str(prefix)
 
 
@@ -285,7 +288,7 @@ class TF1Backend(Backend):
     def _cell(self, rc, spec: LSTMSpec, dtype):
         return getattr(rc, self.cell_class)(**cell_arguments(spec, basic=self.cell_class != "LSTMCell"), dtype=dtype)
 
-    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
+    def _prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
         import importlib
 
         import tensorflow as tf
@@ -301,7 +304,7 @@ class TF1Backend(Backend):
                 multi = rc.MultiRNNCell([cells[(k, 0)] for k in range(spec.num_layers)])
         prepared = {"spec": spec, "dtype": str(np.dtype(dtype)), "cells": cells, "multi": multi, "rc": rc}
         # One step builds the variables, named by TF1's own scoping; the export must have used the same names.
-        self.run(prepared, np.zeros((1, 1, spec.input_size)), None, None)
+        self._run(prepared, np.zeros((1, 1, spec.input_size)), None, None)
         variables = {v.name.removesuffix(":0"): v for cell in cells.values() for v in cell.variables}
         if set(variables) != set(native):
             raise RuntimeError(f"tf1: TF1 named the variables {sorted(variables)}, the export {sorted(native)}")
@@ -309,7 +312,7 @@ class TF1Backend(Backend):
             var.assign(native[name])
         return prepared
 
-    def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+    def _run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
         import tensorflow as tf
 
         spec, dtype, cells, rc = prepared["spec"], prepared["dtype"], prepared["cells"], prepared["rc"]

@@ -111,7 +111,7 @@ class BlockLSTMBackend(Backend):
         return CanonicalLSTM(spec, weights)
 
     # Running --------------------------------------------------------------------------------
-    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
+    def _prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
         import tensorflow as tf
 
         dtype = str(np.dtype(dtype))
@@ -137,7 +137,7 @@ class BlockLSTMBackend(Backend):
                                          **p, **attrs)
         return r.h, r.cs
 
-    def run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+    def _run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
         import tensorflow as tf
 
         spec, dtype = prepared["spec"], prepared["dtype"]

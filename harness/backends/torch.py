@@ -88,7 +88,7 @@ class TorchBackend(Backend):
         return CanonicalLSTM(spec, weights)
 
     # Running --------------------------------------------------------------------------------
-    def prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
+    def _prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
         import torch
 
         spec = model.spec
@@ -102,11 +102,11 @@ class TorchBackend(Backend):
         lstm.eval()
         return lstm
 
-    def run(self, lstm, x, h0, c0, *, batch_first=False) -> LSTMOutput:
-        forward = self.forward_callable(lstm, x, h0, c0, batch_first=batch_first)
+    def _run(self, lstm, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+        forward = self._forward_callable(lstm, x, h0, c0, batch_first=batch_first)
         return forward.fetch(forward.call())
 
-    def forward_callable(self, lstm, x, h0, c0, *, batch_first=False) -> TimedForward:
+    def _forward_callable(self, lstm, x, h0, c0, *, batch_first=False) -> TimedForward:
         import torch
 
         p = next(lstm.parameters())
@@ -132,7 +132,7 @@ class TorchBackend(Backend):
         return TimedForward(call, fetch, f"torch.nn.LSTM forward on {p.device.type} tensors{sync}")
 
     @contextlib.contextmanager
-    def watch_kernel(self, lstm):
+    def _watch_kernel(self, lstm):
         seen = {}
         with kernels.torch_ops() as ops:
             yield seen

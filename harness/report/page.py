@@ -13,6 +13,8 @@ from typing import Any, Iterable
 
 import jinja2
 
+from .. import atomic
+
 TEMPLATES = Path(__file__).with_name("templates")
 
 _ENV: jinja2.Environment | None = None
@@ -90,7 +92,4 @@ def render(template: str, **context: Any) -> str:
 
 
 def write(html: str, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
-    return path
+    return atomic.write_text(path, html)
