@@ -1,4 +1,4 @@
-"""`python -m harness convert`: files in, files out, never unpickling (harness/convert_cli.py, harness/files.py)."""
+"""`python -m harness convert`: files in, files out, never unpickling (harness/cli/convert.py, harness/files.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from harness import CanonicalLSTM, LSTMSpec, backends, files
 from harness.__main__ import main
 from harness.compare import tolerance_for
-from harness.convert_cli import DISAGREE, OK, UNSUPPORTED, USAGE, spec_json
+from harness.cli.convert import DISAGREE, OK, UNSUPPORTED, USAGE, spec_json
 
 SPEC = LSTMSpec(input_size=5, hidden_size=7, num_layers=2, bidirectional=True)
 

@@ -21,10 +21,10 @@ import json
 import sys
 from pathlib import Path
 
-from . import backends, files
-from .backends import UnsupportedFeature
-from .canonical import CanonicalLSTM
-from .spec import LSTMSpec
+from .. import backends, files
+from ..backends import UnsupportedFeature
+from ..canonical import CanonicalLSTM
+from ..spec import LSTMSpec
 
 OK, UNSUPPORTED, USAGE, DISAGREE = 0, 1, 2, 3
 CHECK_BATCH, CHECK_STEPS = 3, 20
@@ -135,7 +135,7 @@ def _spec_argument(args) -> LSTMSpec | dict | None:
 def _spec_from_source(native, cell_arguments: dict | None, select) -> LSTMSpec:
     if isinstance(native, CanonicalLSTM):  # numpy: the spec is in the file
         return native.spec
-    from .backends import tf1
+    from ..backends import tf1
 
     return tf1.spec_from_checkpoint(native, **cell_arguments, select=select)
 
@@ -178,9 +178,9 @@ def check(source: CanonicalLSTM, target: str, reloaded: CanonicalLSTM, dtype: st
     The expected outputs are the float64 oracle on SRC's weights rounded to `dtype` (harness.runner.oracle_for);
     the framework runs OUT's weights through run_case, whose model_hook hands the backend these weights.
     """
-    from .catalogue import Case
-    from .compare import compare, tolerance_for
-    from .runner import oracle_for, run_case
+    from ..catalogue import Case
+    from ..compare import compare, tolerance_for
+    from ..runner import oracle_for, run_case
 
     case = Case(name="convert --check", spec=source.spec, batch=CHECK_BATCH, steps=CHECK_STEPS,
                 weights=lambda: source)
