@@ -17,8 +17,18 @@ from harness.canonical import expected_shapes
     (dict(input_size=2, hidden_size=3, num_layers=True), "num_layers must be an int, got bool"),
     (dict(input_size=2, hidden_size=3, proj_size=-1), "proj_size must be >= 0, got -1"),
     (dict(input_size=2, hidden_size=3, bias="two"), "bias must be one of ('double', 'single', 'none'), got 'two'"),
-    (dict(input_size=2, hidden_size=3, cell_clip=0), "cell_clip must be a positive finite number or None"),
-    (dict(input_size=2, hidden_size=3, cell_clip=-1.0), "got -1.0"),
+    (dict(input_size=2, hidden_size=3, cell_clip="0.5"), "cell_clip: expected a finite number >= 0, or None (off), "
+                                                         "got str '0.5'"),
+    (dict(input_size=2, hidden_size=3, cell_clip=float("inf")), "cell_clip: expected a finite number >= 0"),
+    (dict(input_size=2, hidden_size=3, cell_clip=-1.0), "got -1.0: TF1's clip_by_value(c, -cell_clip, cell_clip) with "
+                                                        "a negative bound sets every value of c to the constant 1.0"),
+    (dict(input_size=2, hidden_size=3, proj_size=1, proj_clip=-0.3), "every value of the projected h to the constant 0.3"),
+    (dict(input_size=2, hidden_size=3, gate_clip=0.0), "gate_clip: expected a positive finite number, or None (off), "
+                                                       "got 0.0 (ONNX's clip; onnxruntime refuses clip <= 0"),
+    (dict(input_size=2, hidden_size=3, gate_clip=-1), "gate_clip: expected a positive finite number"),
+    (dict(input_size=2, hidden_size=3, gate_clip=True), "gate_clip: expected a positive finite number, or None (off), "
+                                                        "got bool True"),
+    (dict(input_size=2, hidden_size=3, gate_clip=float("nan")), "gate_clip: expected a positive finite number"),
     (dict(input_size=2, hidden_size=3, proj_clip=1.0), "proj_clip=1.0 clips the projection, but proj_size=0"),
     (dict(input_size=2, hidden_size=3, forget_bias=float("nan")), "forget_bias must be a finite number"),
     (dict(input_size=2, hidden_size=3, bidirectional=1), "bidirectional must be a bool"),
@@ -27,6 +37,21 @@ def test_invalid_spec_is_refused_with_a_clear_message(kwargs, message):
     with pytest.raises((TypeError, ValueError)) as info:
         LSTMSpec(**kwargs)
     assert message in str(info.value)
+
+
+def test_tf1_clips_of_zero_are_valid_and_clip_to_zero():
+    """TF1's LSTMCell clips whenever cell_clip / proj_clip is not None: 0.0 zeroes c (or the projected h)."""
+    spec = LSTMSpec(input_size=2, hidden_size=3, proj_size=2, cell_clip=0.0, proj_clip=0, gate_clip=0.5)
+    assert spec.features()[-3:] == ["cell_clip=0", "proj_clip=0", "gate_clip=0.5"]
+    free = spec.replace(cell_clip=None, proj_clip=None, gate_clip=None)
+    model = CanonicalLSTM.random(free)
+    x, h0, c0 = model.random_inputs(2, 4, seed=1)
+    run = lambda **clips: CanonicalLSTM(free.replace(**clips), model.weights).forward(x, h0, c0)  # noqa: E731
+    assert np.all(run().y != 0) and np.all(run().c_n != 0)
+    zero_c = run(cell_clip=0.0)
+    assert not np.any(zero_c.y) and not np.any(zero_c.c_n)
+    zero_h = run(proj_clip=0.0)
+    assert not np.any(zero_h.y) and not np.any(zero_h.h_n) and np.all(zero_h.c_n != 0)
 
 
 def test_positional_construction_is_refused():
@@ -39,7 +64,7 @@ def test_framework_limits_are_not_spec_errors():
 
 
 def test_spec_round_trips_through_dict_and_refuses_unknown_fields():
-    spec = LSTMSpec(input_size=2, hidden_size=3, proj_size=1, proj_clip=0.5, peephole=True)
+    spec = LSTMSpec(input_size=2, hidden_size=3, proj_size=1, proj_clip=0.5, peephole=True, gate_clip=2.0)
     assert LSTMSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['hiden_size'\]"):
         LSTMSpec.from_dict({"input_size": 2, "hiden_size": 3})

@@ -19,6 +19,7 @@ from harness.compare import compare, tolerance_for
 from harness.outputs import LSTMOutput
 from harness.results import NOT_INSTALLED, SKIPPED, UNSUPPORTED
 from harness.runner import oracle_for, run_case
+from misplaced_gate_clip import WRONG_PLACES, forward as misplaced_forward
 
 
 def _each_unit(fn):
@@ -142,3 +143,24 @@ def test_output_peephole_bug_is_visible_in_the_peephole_cases():
 
         bad = forward(model, x, h0, c0, _output_peephole_reads_old_c=True)
         assert not compare(case.spec, bad, good, tolerance_for("float32")).ok, name
+
+
+def test_misplaced_gate_clip_is_caught(backend_name):
+    """ONNX's clip bounds each gate pre-activation after its peephole term and forget_bias, and never c. Each
+    backend that runs the gate-clip case must disagree with every misplaced clip, and with the clip taken for
+    TF1's cell_clip (the mix-up the two names invite)."""
+    case = get_case("gate-clip")
+    outcome = run_case(case, backend_name, "float32")
+    r = outcome.result
+    if r.status in (UNSUPPORTED, NOT_INSTALLED, SKIPPED):
+        pytest.skip(f"{r.status}: {r.reason}")
+    assert r.status == "pass", r.reason
+    model, (x, h0, c0), expected = oracle_for(case, "float32")
+    in_place = misplaced_forward(model, x, h0, c0, None)  # the variants' own loop, clip in its place: the oracle
+    assert all(np.allclose(a, b, rtol=0, atol=1e-14) for a, b in zip(in_place, expected))
+    wrong = {where: misplaced_forward(model, x, h0, c0, where) for where in WRONG_PLACES}
+    wrong["as-cell-clip"] = CanonicalLSTM(case.spec.replace(gate_clip=None, cell_clip=case.spec.gate_clip),
+                                          model.weights).forward(x, h0, c0)
+    for where, bad in wrong.items():
+        result = compare(case.spec, outcome.actual, bad, tolerance_for("float32"))
+        assert not result.ok, f"{backend_name} agrees with the gate clip misplaced: {where}"

@@ -1,7 +1,8 @@
 """The ONNX backends beyond the agreement matrix: every exported model passes onnx.checker, the
-native <-> canonical round trip is exact, a torch.onnx.export file is imported and agrees, nodes the
-canonical LSTM cannot express are refused by attribute, select= picks one LSTM among several, bad
-input gets a clear error, and what each runtime lacks is declared (and still true).
+native <-> canonical round trip is exact, a torch.onnx.export file is imported and agrees, a node's clip
+is the canonical gate_clip (and onnxruntime clips where the oracle does), nodes the canonical LSTM cannot
+express are refused by attribute, select= picks one LSTM among several, bad input gets a clear error, and
+what each runtime lacks is declared (and still true).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from harness.backends import UnsupportedFeature
 from harness.canonical import CanonicalLSTM
 from harness.compare import compare, tolerance_for
 from harness.outputs import LSTMOutput
+from harness.runner import oracle_for
 from harness.spec import LSTMSpec
+from misplaced_gate_clip import WRONG_PLACES, forward as misplaced_forward
 
 onnx = pytest.importorskip("onnx", reason="not installed: onnx")
 helper = onnx.helper
@@ -39,10 +42,13 @@ def _lstm_node(proto, k=0):
 
 # Export ----------------------------------------------------------------------------------------
 def test_onnx_expresses_every_case_but_projection_and_cell_clip():
+    """onnxruntime runs the gate clip; ReferenceEvaluator ignores it (test_declared_reference_gaps_still_hold)."""
     for case in catalogue.CASES:
-        reason = REF.supports(case.spec, "float64")
         beyond_onnx = bool(case.spec.proj_size) or case.spec.cell_clip is not None
+        reason = ORT.supports(case.spec, "float32")
         assert (reason is not None) == beyond_onnx, (case.name, reason)
+        reason = REF.supports(case.spec, "float64")
+        assert (reason is not None) == (beyond_onnx or case.spec.gate_clip is not None), (case.name, reason)
 
 
 @pytest.mark.parametrize("expressible", EXPRESSIBLE, ids=[c.name for c in EXPRESSIBLE])
@@ -80,6 +86,8 @@ def test_forget_bias_is_folded_and_clips_refused_with_their_reason():
     assert native.folded and "forget_bias=0.7" in native.folded[0]
     reason = ORT.supports(SPEC_2BI.replace(cell_clip=0.5))
     assert "cell_clip" in reason and "clip attribute" in reason
+    reason = REF.supports(SPEC_2BI.replace(gate_clip=0.5), "float64")
+    assert "gate_clip=0.5" in reason and "ReferenceEvaluator ignores the LSTM's clip attribute" in reason
     assert "projection" in REF.supports(SPEC_2BI.replace(proj_size=4), "float64")
 
 
@@ -108,6 +116,78 @@ def test_import_finds_initializers_under_a_prefix():
     assert ORT.import_(both, SPEC_2BI, select="enc") == CanonicalLSTM.random(SPEC_2BI)
     with pytest.raises(ValueError, match="pass select="):
         ORT.import_(both, SPEC_2BI)
+
+
+# The gate clip -----------------------------------------------------------------------------------
+def _clips(proto):
+    return [helper.get_attribute_value(a) for n in proto.graph.node if n.op_type == "LSTM"
+            for a in n.attribute if a.name == "clip"]
+
+
+def test_an_onnx_file_with_clip_imports_and_agrees_with_onnxruntime_where_it_clips(tmp_path):
+    """onnxruntime clips every gate pre-activation after its peephole term (the output gate's on the new c)
+    and after the bias, which holds the folded forget_bias, and never clips c: measured against each misplaced
+    clip on the gate-clip case, where the clip binds on 12-62% of each gate's pre-activations."""
+    _ort_or_skip()
+    import onnxruntime as ort
+
+    case = catalogue.get_case("gate-clip")
+    model, (x, h0, c0), expected = oracle_for(case, "float32")
+    path = tmp_path / "clipped.onnx"
+    onnx.save(ORT.export_model(model), path)
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    assert _clips(onnx.load(path)) == [0.5]  # one bidirectional node
+    adapted = ORT.adapt(model)
+    assert any("forget_bias=-0.5" in f for f in adapted.folded)
+    imported = ORT.import_(path, adapted.spec)  # clip -> gate_clip, forget_bias folded inside it
+    assert imported.spec.gate_clip == 0.5 and imported == adapted.rounded("float32")
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    actual = LSTMOutput(*session.run(None, {"x": x.astype(np.float32), "h0": h0.astype(np.float32),
+                                            "c0": c0.astype(np.float32)}))
+    tol = tolerance_for("float32", "exact", "onnx")
+    for what, reference in (("the oracle", expected), ("the imported model", imported.forward(x, h0, c0)),
+                            ("the clip in its place", misplaced_forward(model, x, h0, c0, None))):
+        comparison = compare(case.spec, actual, reference, tol)
+        assert comparison.ok, comparison.message(f" (onnxruntime against {what})")
+    for where, what in WRONG_PLACES.items():
+        assert not compare(case.spec, actual, misplaced_forward(model, x, h0, c0, where), tol).ok, what
+    unclipped = CanonicalLSTM(case.spec.replace(gate_clip=None), model.weights).forward(x, h0, c0)
+    assert not compare(case.spec, actual, unclipped, tol).ok
+
+
+def test_import_maps_clip_to_gate_clip_and_names_a_mismatch():
+    spec = SPEC_2BI.replace(gate_clip=0.1)
+    model = CanonicalLSTM.random(spec)
+    proto = ORT.export_model(model)
+    assert _clips(proto) == [np.float32(0.1)] * 2  # every node; ONNX attributes are float32
+    assert ORT.import_(proto, spec) == model.rounded("float32")
+    assert ORT.import_(ORT.export(model), spec) == model.rounded("float32")  # initializers: the spec says the clip
+    with pytest.raises(ValueError, match=r"'lstm_0' \(layer 0\): has clip=0.1, but spec.gate_clip=None .*"
+                                         r"describe it with gate_clip=0.1"):
+        ORT.import_(proto, SPEC_2BI)
+    with pytest.raises(ValueError, match="has clip=0.1, but spec.gate_clip=0.2"):
+        ORT.import_(proto, SPEC_2BI.replace(gate_clip=0.2))
+    with pytest.raises(ValueError, match="has no clip, but spec.gate_clip=0.1 .*describe it with gate_clip=None"):
+        ORT.import_(ORT.export_model(CanonicalLSTM.random(SPEC_2BI)), spec)
+    next(a for a in _lstm_node(proto, 1).attribute if a.name == "clip").f = 0.3  # layers clipping differently
+    with pytest.raises(ValueError, match=r"'lstm_1' \(layer 1\): has clip=0.3, but spec.gate_clip=0.1"):
+        ORT.import_(proto, spec)
+
+
+def test_a_clip_that_never_binds_imports_as_what_it_is():
+    """onnxruntime's own tests write clip=9999 on every node: it imports (it used to be refused) and runs
+    as the unclipped LSTM, because it never binds."""
+    _ort_or_skip()
+    spec = LSTMSpec(input_size=5, hidden_size=7, peephole=True, gate_clip=9999.0)
+    proto = ORT.export_model(CanonicalLSTM.random(spec.replace(gate_clip=None)))
+    _set("clip", 9999.0)(proto)
+    model = ORT.import_(proto, spec)
+    x, h0, c0 = model.random_inputs(3, 6, seed=1)
+    free = CanonicalLSTM(spec.replace(gate_clip=None), model.weights).forward(x, h0, c0)
+    assert all(np.array_equal(a, b) for a, b in zip(model.forward(x, h0, c0), free))
+    actual = ORT.run(ORT.prepare(model), x.astype(np.float32), h0.astype(np.float32), c0.astype(np.float32))
+    assert compare(spec, actual, free, tolerance_for("float32", "exact", "onnx")).ok
 
 
 # Import from torch.onnx.export ------------------------------------------------------------------
@@ -255,7 +335,7 @@ def _reverse(proto):
 
 
 @pytest.mark.parametrize("attribute, edit", [
-    ("clip", _set("clip", 3.0)),
+    ("clip", _set("clip", 0.0)),  # onnxruntime refuses clip <= 0; a positive clip is gate_clip
     ("activations", _set("activations", ["Sigmoid", "Tanh", "Relu"])),
     ("activation_alpha", _set("activation_alpha", [1.0])),
     ("input_forget", _set("input_forget", 1)),

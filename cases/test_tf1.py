@@ -16,6 +16,7 @@ import harness
 from harness import CanonicalLSTM, LSTMSpec, UnsupportedFeature, backends
 from harness.compare import compare, tolerance_for
 from harness.outputs import LSTMOutput
+from clip_counts import record_clips
 
 _reason = backends.get("tf1").installed()
 if _reason:
@@ -295,26 +296,38 @@ def test_c_m_state_round_trip():
 @pytest.mark.parametrize("case_name", ["peephole-projection-clips", "peephole-projection-clips-bidirectional-2layer"])
 def test_both_clips_bind_on_a_real_share_of_values(case_name, monkeypatch):
     """Guard for the clip cases: an agreement case whose clips never bind would prove nothing about them."""
-    from harness import oracle
     from harness.catalogue import get_case
 
-    at_bound: dict[float, list[int]] = {}
-
-    class CountingNumpy:  # numpy for the oracle, with np.clip counting the values it moves to the bound
-        def __getattr__(self, name):
-            return getattr(np, name)
-
-        @staticmethod
-        def clip(a, lo, hi):
-            counts = at_bound.setdefault(hi, [0, 0])
-            counts[0] += int(np.count_nonzero(np.abs(a) >= hi))
-            counts[1] += a.size
-            return np.clip(a, lo, hi)
-
-    monkeypatch.setattr(oracle, "np", CountingNumpy())
+    calls = record_clips(monkeypatch)
     case = get_case(case_name)
     model = case.model()
     model.forward(*case.inputs(model))
-    shares = {bound: hits / total for bound, (hits, total) in at_bound.items()}
+    moved: dict[float, list[int]] = {}
+    for bound, hits, total in calls:
+        counts = moved.setdefault(bound, [0, 0])
+        counts[0] += hits
+        counts[1] += total
+    shares = {bound: hits / total for bound, (hits, total) in moved.items()}
     assert set(shares) == {case.spec.cell_clip, case.spec.proj_clip}
     assert min(shares.values()) >= 0.1, f"clipped shares {shares}"
+
+
+def test_clips_of_zero_and_below_are_what_tf1_does():
+    """TF1's LSTMCell clips whenever cell_clip / proj_clip is not None. proj_clip=0.0 zeroes m while c runs on
+    (cell_clip=0.0, all zero, is the catalogue's cell-clip-0 case); a negative bound sets every value to the
+    constant -bound, which LSTMSpec refuses, saying so."""
+    backend = backends.get("tf1")
+    spec = LSTMSpec(input_size=5, hidden_size=7, proj_size=4, proj_clip=0.0, bias="single")
+    model = CanonicalLSTM.random(spec, seed=2).rounded("float32")
+    x, h0, c0 = inputs(spec)
+    prepared = backend.prepare(model)
+    out = backend.run(prepared, x, h0, c0)
+    assert_agree(spec, out, model.forward(x, h0, c0), "proj_clip=0.0")
+    assert not np.any(out.y) and np.all(out.c_n != 0)
+    cell = prepared.model["cells"][(0, 0)]
+    cell._cell_clip, cell._proj_clip = -0.5, -0.3  # what LSTMSpec refuses, in the TF1 cell itself
+    out = backend.run(prepared, x, h0, c0)
+    assert np.all(out.c_n == np.float32(0.5)) and np.all(out.y == np.float32(0.3))
+    for field, what in (("cell_clip", "c"), ("proj_clip", "the projected h")):
+        with pytest.raises(ValueError, match=f"sets every value of {what} to the constant 0.5"):
+            spec.replace(**{field: -0.5})

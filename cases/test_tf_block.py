@@ -65,6 +65,18 @@ def test_attributes_left_at_their_defaults_change_the_function(name, attribute, 
     assert not defaults_result.ok, f"leaving {attribute} at its default should have changed the result"
 
 
+@pytest.mark.parametrize("name", list(OPS))
+def test_a_cell_clip_of_zero_is_off_in_the_ops_so_declared_unsupported(name):
+    """TF1's LSTMCell clips c to zero at cell_clip=0.0; the fused ops clip only when cell_clip > 0."""
+    backend, case = backends.get(name), get_case("plain")
+    assert "reads 0 as off" in backend.supports(case.spec.replace(cell_clip=0.0))
+    model, (x, h0, c0), unclipped = oracle_for(case, "float32")
+    prepared = backend.prepare(model, "float32")
+    prepared.model["attrs"]["cell_clip"] = 0.0
+    out = backend.run(prepared, x, h0, c0)
+    assert agreement(case.spec, out, unclipped).ok and np.all(out.c_n != 0)  # TF1's meaning: all zero
+
+
 def test_op_versions_are_not_mixed():
     spec = LSTMSpec(input_size=5, hidden_size=7, peephole=True, bias="single")
     model = CanonicalLSTM.random(spec)

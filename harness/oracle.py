@@ -5,9 +5,13 @@ Per (layer, direction), per time step, with gates in canonical order i, f, g, o:
     z  = x_t W_ih^T + b_ih + h W_hh^T + b_hh
     z_i += w_i * c;  z_f += w_f * c            (peepholes read the previous c)
     z_f += forget_bias                          (run-time, as TF1 cells)
+    z_i, z_f, z_g = clip(z_i, z_f, z_g, gate_clip)   (ONNX's clip: after the peepholes and forget_bias)
     c' = sigmoid(z_f) * c + sigmoid(z_i) * tanh(z_g);  c' = clip(c', cell_clip)
-    z_o += w_o * c'                             (the output peephole reads the NEW, clipped c)
+    z_o += w_o * c';  z_o = clip(z_o, gate_clip)    (the output peephole reads the NEW, clipped c)
     h' = sigmoid(z_o) * tanh(c');  h' = clip(h' W_hr^T, proj_clip)
+
+clip(v, a) bounds v to [-a, a]; a clip that is None is off, and 0 clips to zero (TF1's cell_clip and
+proj_clip). c itself is never clipped by gate_clip (onnxruntime takes tanh of the unclipped c).
 
 Layer k+1 reads the concatenated outputs of both directions of layer k; the backward
 direction runs from t = T-1 to 0 and its outputs are returned in the original time order.
@@ -70,12 +74,16 @@ def forward(
                     zi = zi + w.w_i * c
                     zf = zf + w.w_f * c
                 zf = zf + spec.forget_bias
+                if spec.gate_clip is not None:
+                    zi, zf, zg = (np.clip(z, -spec.gate_clip, spec.gate_clip) for z in (zi, zf, zg))
                 c_old = c
                 c = _sigmoid(zf) * c + _sigmoid(zi) * np.tanh(zg)
                 if spec.cell_clip is not None:
                     c = np.clip(c, -spec.cell_clip, spec.cell_clip)
                 if spec.peephole:
                     zo = zo + w.w_o * (c_old if _output_peephole_reads_old_c else c)
+                if spec.gate_clip is not None:
+                    zo = np.clip(zo, -spec.gate_clip, spec.gate_clip)
                 h = _sigmoid(zo) * np.tanh(c)
                 if spec.proj_size:
                     h = h @ w.W_hr.T

@@ -28,14 +28,34 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
 
 
 def _check_clip(name: str, value: Any) -> None:
+    """cell_clip, proj_clip: TF1 LSTMCell's meaning, which clips whenever the argument is not None; 0 clips to zero."""
     if value is None:
         return
+    expected = "a finite number >= 0, or None (off)"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"LSTMSpec.{name} must be a positive number or None (off), got {value!r}")
+        raise TypeError(f"LSTMSpec.{name}: expected {expected}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"LSTMSpec.{name}: expected {expected}, got {value!r}")
+    if value < 0:
+        what = "c" if name == "cell_clip" else "the projected h"
+        raise ValueError(
+            f"LSTMSpec.{name}: expected {expected}, got {value!r}: TF1's clip_by_value({what}, -{name}, {name}) "
+            f"with a negative bound sets every value of {what} to the constant {-value!r}, which the canonical "
+            "LSTM does not model (0 clips to zero, as in TF1; None is off)"
+        )
+
+
+def _check_gate_clip(value: Any) -> None:
+    """gate_clip: ONNX's clip attribute, which onnxruntime requires to be > 0."""
+    if value is None:
+        return
+    expected = "a positive finite number, or None (off)"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"LSTMSpec.gate_clip: expected {expected}, got {type(value).__name__} {value!r}")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(
-            f"LSTMSpec.{name} must be a positive finite number or None (off), got {value!r}; "
-            "TF1 treats 0 or negative as 'off': say None instead"
+            f"LSTMSpec.gate_clip: expected {expected}, got {value!r} (ONNX's clip; onnxruntime refuses clip <= 0, "
+            "and no framework runs one)"
         )
 
 
@@ -49,8 +69,11 @@ class LSTMSpec:
     peephole: input and forget gates read the previous c, the output gate the new c.
     bias: "double" (b_ih and b_hh, as PyTorch/cuDNN/ONNX), "single" (one bias), "none".
     forget_bias: constant added to the forget-gate pre-activation at run time (TF1 cells).
-    cell_clip: c is clipped to [-cell_clip, cell_clip] (None = off).
-    proj_clip: the projected h is clipped to [-proj_clip, proj_clip] (None = off; needs a projection).
+    cell_clip: c is clipped to [-cell_clip, cell_clip] (None = off; 0 clips c to zero, as TF1's LSTMCell).
+    proj_clip: the projected h is clipped to [-proj_clip, proj_clip] (None = off; 0 clips to zero; needs a
+        projection).
+    gate_clip: every gate pre-activation, peephole terms and forget_bias included, is clipped to
+        [-gate_clip, gate_clip] before its activation (ONNX's clip; None = off; > 0).
     """
 
     input_size: int
@@ -63,6 +86,7 @@ class LSTMSpec:
     forget_bias: float = 0.0
     cell_clip: float | None = None
     proj_clip: float | None = None
+    gate_clip: float | None = None
 
     def __post_init__(self) -> None:
         _check_int("input_size", self.input_size, 1)
@@ -80,6 +104,7 @@ class LSTMSpec:
         object.__setattr__(self, "forget_bias", float(fb))
         _check_clip("cell_clip", self.cell_clip)
         _check_clip("proj_clip", self.proj_clip)
+        _check_gate_clip(self.gate_clip)
         if self.proj_clip is not None and self.proj_size == 0:
             raise ValueError(
                 f"LSTMSpec.proj_clip={self.proj_clip} clips the projection, but proj_size=0 (no projection)"
@@ -138,4 +163,6 @@ class LSTMSpec:
             out.append(f"cell_clip={self.cell_clip:g}")
         if self.proj_clip is not None:
             out.append(f"proj_clip={self.proj_clip:g}")
+        if self.gate_clip is not None:
+            out.append(f"gate_clip={self.gate_clip:g}")
         return out

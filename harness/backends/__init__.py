@@ -75,6 +75,7 @@ class Capabilities:
     peephole: bool = False
     cell_clip: bool = False
     proj_clip: bool = False
+    gate_clip: bool = False  # ONNX's clip of every gate pre-activation
     dtypes: tuple[str, ...] = ("float32", "float64")
     devices: tuple[str, ...] = ("cpu",)
 
@@ -172,6 +173,8 @@ class Backend:
             (spec.peephole, caps.peephole, "peepholes"),
             (spec.cell_clip is not None, caps.cell_clip, f"cell_clip={spec.cell_clip}"),
             (spec.proj_clip is not None, caps.proj_clip, f"proj_clip={spec.proj_clip}"),
+            (spec.gate_clip is not None, caps.gate_clip, f"gate_clip={spec.gate_clip} (a clip of every gate "
+                                                         "pre-activation, ONNX's clip)"),
         ):
             if present and not capable:
                 raise UnsupportedFeature(f"{self.name} cannot express {feature}: {self.description} has none")

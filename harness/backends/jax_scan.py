@@ -5,8 +5,9 @@ on the oracle (and a fair JAX baseline for benchmarks): per layer, the input par
 whole sequence and both directions is ONE matrix product outside the scan,
     xz = x @ [W_ih_fw; W_ih_bw]^T + (b_ih + b_hh)          [T, B, D * 4H]
 and the scan step adds only h @ W_hh^T, then peepholes (i, f read the old c; o the new, clipped c),
-forget_bias, cell_clip, the projection and proj_clip. The backward direction is lax.scan(reverse=True),
-whose outputs come back in the original time order.
+forget_bias, gate_clip (ONNX's clip of every gate pre-activation), cell_clip, the projection and proj_clip.
+The backward direction is lax.scan(reverse=True), whose outputs come back in the original time
+order.
 
 Native parameters: a NativeDict of arrays named as the canonical tensors,
 'l{k}.{forward|backward}.{W_ih, W_hh, b_ih, b_hh, w_i, w_f, w_o, W_hr}' (CanonicalLSTM.tensors(), any
@@ -50,11 +51,15 @@ def scan_forward(spec: LSTMSpec, batch_first: bool):
                 zi = zi + p["w_i"] * c
                 zf = zf + p["w_f"] * c
             zf = zf + forget_bias
+            if spec.gate_clip is not None:  # ONNX's clip, after the peepholes and forget_bias
+                zi, zf, zg = (jnp.clip(z, -spec.gate_clip, spec.gate_clip) for z in (zi, zf, zg))
             c = sigmoid(zf) * c + sigmoid(zi) * jnp.tanh(zg)
             if spec.cell_clip is not None:
                 c = jnp.clip(c, -spec.cell_clip, spec.cell_clip)
             if spec.peephole:
                 zo = zo + p["w_o"] * c
+            if spec.gate_clip is not None:
+                zo = jnp.clip(zo, -spec.gate_clip, spec.gate_clip)
             h = sigmoid(zo) * jnp.tanh(c)
             if spec.proj_size:
                 h = h @ W_hr_T
@@ -94,7 +99,7 @@ class JaxScanBackend(_jax.JaxBackend):
     framework = "jax"
     description = "the harness's own jitted jax.lax.scan LSTM"
     capabilities = Capabilities(double_bias=True, forget_bias=True, projection=True, peephole=True,
-                                cell_clip=True, proj_clip=True, devices=("cpu", "cuda"))
+                                cell_clip=True, proj_clip=True, gate_clip=True, devices=("cpu", "cuda"))
 
     # Conversion -----------------------------------------------------------------------------
     def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeDict:

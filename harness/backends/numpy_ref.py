@@ -19,7 +19,8 @@ class NumpyBackend(Backend):
     framework = "numpy"
     description = "the harness's float64 numpy oracle"
     capabilities = Capabilities(
-        double_bias=True, forget_bias=True, projection=True, peephole=True, cell_clip=True, proj_clip=True
+        double_bias=True, forget_bias=True, projection=True, peephole=True, cell_clip=True, proj_clip=True,
+        gate_clip=True,
     )
     reference = True
 

@@ -15,6 +15,8 @@ build_model(native) (or OnnxBackend.export_model(canonical)) makes the onnx.Mode
   Layer k reads h0[k*D:(k+1)*D] (a Split); between layers Y [T, D, B, H] is transposed to [T, B, D, H]
   and reshaped to [T, B, D*H]. A bidirectional layer is one node with direction "bidirectional".
   layout=1 builds batch-major nodes (Y [B, T, D, H] reshaped to [B, T, D*H], states [B, D, H]).
+  spec.gate_clip is every node's `clip` attribute (a float32 attribute: 0.1 is written rounded to float32);
+  the initializers do not hold it, as a TF1 checkpoint does not hold cell_clip: the spec says it.
 
 Import reads that NativeDict (any key prefix), an onnx.ModelProto, a path to an .onnx file or its
 bytes, e.g. one written by torch.onnx.export. W, R, B, P may be initializers, Constant nodes or
@@ -22,9 +24,10 @@ constant expressions of them (the legacy exporter without constant folding write
 initializers); those are evaluated. LSTM nodes chain into a stack where one node's Y reaches the
 next node's X through reshaping ops only; select= names the first LSTM node of a stack or its name
 scope ("/encoder"), and spec.num_layers nodes are taken from there (two LSTMs where one reads the
-other's y chain like one stack: the first node's name tells them apart). A node using what the canonical LSTM cannot express (clip, non-default
-activations, activation_alpha/beta, input_forget, sequence_lens, direction "reverse") is refused with
-UnsupportedFeature naming the attribute. Not checked: that the ops between chained layers are the
+other's y chain like one stack: the first node's name tells them apart). A node's `clip` is the
+canonical gate_clip: it must equal spec.gate_clip (in float32), on every node of the stack. A node using
+what the canonical LSTM cannot express (non-default activations, activation_alpha/beta, input_forget,
+sequence_lens, direction "reverse", a clip <= 0) is refused with UnsupportedFeature naming the attribute. Not checked: that the ops between chained layers are the
 standard transpose + reshape (what every exporter writes); the torch export case runs the file itself.
 """
 
@@ -66,7 +69,8 @@ def _gates(a: np.ndarray, order: tuple[int, ...], H: int) -> np.ndarray:
 
 # Canonical <-> native -------------------------------------------------------------------------
 def to_native(model: CanonicalLSTM, dtype) -> NativeDict:
-    """The per-node initializers of an (already adapted) model: no projection, clips or forget_bias."""
+    """The per-node initializers of an (already adapted) model: no projection, cell/proj clips or forget_bias
+    (gate_clip is the nodes' clip attribute, written by build_model)."""
     spec, H = model.spec, model.spec.hidden_size
     out = NativeDict()
     for k in range(spec.num_layers):
@@ -90,6 +94,7 @@ class _Node:
     tensors: dict[str, np.ndarray]
     direction: str | None = None  # None: not stated (a NativeDict); W's first dimension says it
     hidden_size: int | None = None
+    clip: float | None = None  # the clip attribute (a NativeDict holds none: the spec's gate_clip stands)
 
 
 def _unit_weights(node: _Node, spec: LSTMSpec, k: int) -> dict[tuple[int, int], LayerWeights]:
@@ -101,6 +106,12 @@ def _unit_weights(node: _Node, spec: LSTMSpec, k: int) -> dict[tuple[int, int], 
         raise ValueError(f"{where}: direction={node.direction!r}, but spec.bidirectional={spec.bidirectional}")
     if node.hidden_size is not None and node.hidden_size != H:
         raise ValueError(f"{where}: hidden_size={node.hidden_size}, but spec.hidden_size={H}")
+    if (node.clip is None) != (spec.gate_clip is None) or (
+            node.clip is not None and np.float32(node.clip) != np.float32(spec.gate_clip)):
+        stated = "no clip" if node.clip is None else f"clip={node.clip:g}"
+        hint = "gate_clip=None" if node.clip is None else f"gate_clip={node.clip:g}"
+        raise ValueError(f"{where}: has {stated}, but spec.gate_clip={spec.gate_clip} (ONNX's clip bounds every gate "
+                         f"pre-activation: describe it with {hint})")
     shapes = {"W": (D, 4 * H, n_in), "R": (D, 4 * H, H), "B": (D, 8 * H), "P": (D, 3 * H)}
     t = node.tensors
     for name in ("W", "R"):
@@ -145,7 +156,7 @@ def _nodes_from_mapping(native: Mapping, spec: LSTMSpec, select: str | None) -> 
     if sorted(layers) != list(range(spec.num_layers)):
         raise ValueError(f"onnx import: found initializers of layers {sorted(layers)}, "
                          f"but spec.num_layers={spec.num_layers} needs layers {list(range(spec.num_layers))}")
-    return [_Node(f"lstm_{k}", layers[k]) for k in range(spec.num_layers)]
+    return [_Node(f"lstm_{k}", layers[k], clip=spec.gate_clip) for k in range(spec.num_layers)]
 
 
 # Reading any ONNX model ----------------------------------------------------------------------
@@ -282,9 +293,9 @@ def _refuse_unexpressible(node) -> None:
 
     attrs = {a.name: get_attribute_value(a) for a in node.attribute}
     where = f"onnx import: LSTM node {node.name!r}"
-    if "clip" in attrs:
-        raise UnsupportedFeature(f"{where} sets clip={attrs['clip']:g}: ONNX clip bounds every gate pre-activation, "
-                                 "which the canonical LSTM cannot express (it is not cell_clip)")
+    if "clip" in attrs and not attrs["clip"] > 0:  # a positive clip is the canonical gate_clip
+        raise UnsupportedFeature(f"{where} sets clip={attrs['clip']:g}: the canonical gate_clip is > 0 "
+                                 "(onnxruntime refuses clip <= 0)")
     acts = [a.decode().lower() for a in attrs.get("activations", [])]
     if acts and acts not in (_DEFAULT_ACTIVATIONS, _DEFAULT_ACTIVATIONS * 2):
         raise UnsupportedFeature(f"{where} sets activations={[a.decode() for a in attrs['activations']]}: "
@@ -315,14 +326,16 @@ def _nodes_from_model(model, spec: LSTMSpec, select: str | None) -> list[_Node]:
         slots = {"W": 1, "R": 2, "B": 3, "P": 7}
         tensors = {kind: graph.value(node.input[i], f"onnx import: LSTM node {node.name!r} input {kind}")
                    for kind, i in slots.items() if len(node.input) > i and node.input[i]}
-        out.append(_Node(node.name, tensors, attrs.get("direction", b"forward").decode(), attrs.get("hidden_size")))
+        out.append(_Node(node.name, tensors, attrs.get("direction", b"forward").decode(), attrs.get("hidden_size"),
+                         attrs.get("clip")))
     return out
 
 
 # Building the model ---------------------------------------------------------------------------
 def build_model(native: Mapping[str, np.ndarray], *, batch_first: bool = False, initial_state: bool = True,
-                layout: int = 0):
-    """The ONNX model of exported initializers (see the module docstring for its interface).
+                layout: int = 0, gate_clip: float | None = None):
+    """The ONNX model of exported initializers (see the module docstring for its interface); gate_clip, when
+    set, is every LSTM node's clip attribute.
 
     layout=0: time-major nodes; batch-first x and y are transposed around them. layout=1: batch-major
     nodes fed batch-first x directly (onnxruntime refuses layout=1).
@@ -373,8 +386,9 @@ def build_model(native: Mapping[str, np.ndarray], *, batch_first: bool = False, 
         while not ins[-1]:
             ins.pop()
         y, y_h, y_c = (f"lstm_{k}.{o}" for o in ("Y", "Y_h", "Y_c"))
+        clip = {} if gate_clip is None else {"clip": float(gate_clip)}
         node("LSTM", ins, [y, y_h, y_c], name=f"lstm_{k}", hidden_size=H,
-             direction="bidirectional" if D == 2 else "forward", layout=layout)
+             direction="bidirectional" if D == 2 else "forward", layout=layout, **clip)
         if layout == 0:  # [T, D, B, H] -> [T, B, D, H]
             y = node("Transpose", [y], [f"lstm_{k}.Y_time_batch"], perm=[0, 2, 1, 3])
         else:  # states [B, D, H] -> [D, B, H]
@@ -413,7 +427,8 @@ class Sessions:
         if key not in self.runners:
             layout = self.layout_for_batch_first if batch_first else 0
             self.runners[key] = self.compile(build_model(self.native, batch_first=batch_first,
-                                                         initial_state=initial_state, layout=layout))
+                                                         initial_state=initial_state, layout=layout,
+                                                         gate_clip=self.spec.gate_clip))
         return self.runners[key]
 
 
@@ -421,7 +436,8 @@ class OnnxBackend(Backend):
     name = "onnx"
     framework = "onnxruntime"
     description = "the ONNX LSTM operator in onnxruntime (CPU, or its CUDA provider)"
-    capabilities = Capabilities(double_bias=True, peephole=True, dtypes=("float32",), devices=("cpu", "cuda"))
+    capabilities = Capabilities(double_bias=True, peephole=True, gate_clip=True, dtypes=("float32",),
+                                devices=("cpu", "cuda"))
     layout_for_batch_first = 0  # onnxruntime refuses layout=1: batch-first x and y are transposed around the nodes
     threads = 1  # per session: small models on a shared machine; benchmarks set it (set_threads)
     # What this runtime lacks of the ONNX LSTM operator, declared here rather than found by a crash.
@@ -445,12 +461,15 @@ class OnnxBackend(Backend):
         return f"{self.name}: {gap}" if gap else super().supports(spec, dtype, device)
 
     def check_spec(self, spec: LSTMSpec) -> None:
+        if spec.gate_clip is not None and "clip" in self.lacks:
+            raise UnsupportedFeature(f"{self.name} cannot run gate_clip={spec.gate_clip:g} (ONNX's clip): "
+                                     f"{self.lacks['clip']}")
         if spec.proj_size:
             raise UnsupportedFeature(f"{self.name} cannot express a projection (proj_size={spec.proj_size}): "
                                      "the ONNX LSTM operator has none")
         if spec.cell_clip is not None:
             raise UnsupportedFeature(f"{self.name} cannot express cell_clip={spec.cell_clip:g}: the ONNX LSTM operator "
-                                     "has none (its clip attribute bounds the gate pre-activations, another operation)")
+                                     "has none (its clip attribute bounds the gate pre-activations: that is gate_clip, another operation)")
         super().check_spec(spec)
 
     # Conversion ---------------------------------------------------------------------------------
@@ -476,7 +495,7 @@ class OnnxBackend(Backend):
         """The onnx.ModelProto of `model` (folded as export() folds), as this runtime runs it."""
         layout = self.layout_for_batch_first if batch_first else 0
         return build_model(self.export(model, dtype), batch_first=batch_first, initial_state=initial_state,
-                           layout=layout)
+                           layout=layout, gate_clip=model.spec.gate_clip)
 
     # Running ------------------------------------------------------------------------------------
     def _prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu") -> Sessions:

@@ -3,8 +3,9 @@ imports it), run by onnx.reference.ReferenceEvaluator, the operator's Python ref
 
 It runs float32 and float64, and batch-major nodes (layout=1) natively: batch-first input feeds
 layout=1 nodes directly (the evaluator swaps the axes inside the operator). It ignores the clip,
-activations, input_forget and sequence_lens of an LSTM node; the canonical LSTM expresses none of
-them (the export never writes them and the import refuses them), so no harness run depends on them.
+activations, input_forget and sequence_lens of an LSTM node (measured in cases/test_onnx.py): a spec
+with gate_clip (the canonical form of clip) is declared unsupported here, and the canonical LSTM
+expresses none of the others (the export never writes them and the import refuses them).
 """
 
 from __future__ import annotations

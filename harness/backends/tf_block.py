@@ -15,7 +15,8 @@ BlockLSTMV2 (gate order i, f, c, o). Importing one version's parameters as anoth
 Attributes (op_attributes): BlockLSTM and LSTMBlockCell add a forget_bias attribute (default 1.0) to the
 forget gate: it is set to spec.forget_bias, 0.0 included. BlockLSTMV2 has none (forget_bias is folded into
 b). cell_clip DEFAULTS TO 3.0 in BlockLSTM/LSTMBlockCell (0 in V2) and clips c unless set: it is always set,
-to spec.cell_clip or to -1 (off). The ops take float16 and float32 only, declared in capabilities.dtypes
+to spec.cell_clip or to -1 (off). The kernels clip only when cell_clip > 0, so a spec's cell_clip=0 (TF1
+LSTMCell's clip to zero) is declared unsupported. The ops take float16 and float32 only, declared in capabilities.dtypes
 (float64 and bfloat16 are rejected by the op). No projection.
 """
 
@@ -26,7 +27,7 @@ import numpy as np
 from ..canonical import CanonicalLSTM
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
-from . import Backend, Capabilities, NativeDict
+from . import Backend, Capabilities, NativeDict, UnsupportedFeature
 from ._concat_kernel import layer_weights, to_bias, to_kernel
 from ._names import group_by_prefix, pick, to_numpy
 
@@ -50,6 +51,12 @@ class BlockLSTMBackend(Backend):
         if self.capabilities.forget_bias:
             attrs["forget_bias"] = spec.forget_bias
         return attrs
+
+    def check_spec(self, spec: LSTMSpec) -> None:
+        if spec.cell_clip == 0:
+            raise UnsupportedFeature(f"{self.name} cannot express cell_clip=0 (c clipped to zero, as TF1's LSTMCell "
+                                     f"does): {self.op} clips only when cell_clip > 0 and reads 0 as off")
+        super().check_spec(spec)
 
     # Conversion -----------------------------------------------------------------------------
     def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeDict:
