@@ -1,0 +1,39 @@
+"""The README's capability table says what each backend's supports() answers (it is checked, not hand-kept)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import LSTMSpec, backends
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BASE = LSTMSpec(input_size=2, hidden_size=3)
+PROBES = {  # column -> the spec whose support it shows
+    "projection": BASE.replace(proj_size=2),
+    "peepholes": BASE.replace(peephole=True),
+    "cell_clip": BASE.replace(cell_clip=0.5),
+    "cell_clip=0": BASE.replace(cell_clip=0.0),
+    "proj_clip": BASE.replace(proj_size=2, proj_clip=0.5),
+    "gate_clip": BASE.replace(gate_clip=0.5),
+}
+
+
+def capability_rows() -> list[str]:
+    """The table's rows, as supports() answers them on each backend's first dtype and device."""
+    rows = []
+    for name in backends.names():
+        backend = backends.get(name)
+        caps = backend.capabilities
+        cells = ["✓" if caps.double_bias else "folded", "✓" if caps.forget_bias else "folded"]
+        cells += ["✓" if backend.supports(spec, caps.dtypes[0], caps.devices[0]) is None else "–"
+                  for spec in PROBES.values()]
+        rows.append(f"| `{name}` | {' | '.join(cells)} | {', '.join(caps.dtypes)} |")
+    return rows
+
+
+def test_the_capability_table_is_what_the_backends_support():
+    header = f"| backend | two biases | run-time forget_bias | {' | '.join(PROBES)} | dtypes |"
+    text = README.read_text()
+    assert header in text
+    missing = [row for row in capability_rows() if row not in text]
+    assert not missing, "README.md's capability table is out of date; these rows are true now:\n" + "\n".join(missing)
