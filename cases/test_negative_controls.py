@@ -116,15 +116,21 @@ def test_mistake_is_caught(mistake, backend_name):
     assert run_case(case, backend_name, "float32").result.status == "pass"
 
 
-def test_output_peephole_reading_old_c_is_caught(backend_name):
-    """An output gate that peeks at c_{t-1} instead of c_t: compare each peephole-capable backend
-    with an oracle that has that bug; the difference must exceed the float32 tolerance."""
-    case = get_case("peephole")
+def _passing_run(case_name, backend_name):
+    """The case and its float32 run on the backend, which must pass (skipped where it cannot run)."""
+    case = get_case(case_name)
     outcome = run_case(case, backend_name, "float32")
     r = outcome.result
     if r.status in (UNSUPPORTED, NOT_INSTALLED, SKIPPED):
         pytest.skip(f"{r.status}: {r.reason}")
     assert r.status == "pass", r.reason
+    return case, outcome
+
+
+def test_output_peephole_reading_old_c_is_caught(backend_name):
+    """An output gate that peeks at c_{t-1} instead of c_t: compare each peephole-capable backend
+    with an oracle that has that bug; the difference must exceed the float32 tolerance."""
+    case, outcome = _passing_run("peephole", backend_name)
     model, (x, h0, c0), _ = oracle_for(case, "float32")
     from harness.oracle import forward
 
@@ -149,12 +155,7 @@ def test_misplaced_gate_clip_is_caught(backend_name):
     """ONNX's clip bounds each gate pre-activation after its peephole term and forget_bias, and never c. Each
     backend that runs the gate-clip case must disagree with every misplaced clip, and with the clip taken for
     TF1's cell_clip (the mix-up the two names invite)."""
-    case = get_case("gate-clip")
-    outcome = run_case(case, backend_name, "float32")
-    r = outcome.result
-    if r.status in (UNSUPPORTED, NOT_INSTALLED, SKIPPED):
-        pytest.skip(f"{r.status}: {r.reason}")
-    assert r.status == "pass", r.reason
+    case, outcome = _passing_run("gate-clip", backend_name)
     model, (x, h0, c0), expected = oracle_for(case, "float32")
     in_place = misplaced_forward(model, x, h0, c0, None)  # the variants' own loop, clip in its place: the oracle
     assert all(np.allclose(a, b, rtol=0, atol=1e-14) for a, b in zip(in_place, expected))
