@@ -25,10 +25,11 @@ initializers); those are evaluated. LSTM nodes chain into a stack where one node
 next node's X through reshaping ops only; select= names the first LSTM node of a stack or its name
 scope ("/encoder"), and spec.num_layers nodes are taken from there (two LSTMs where one reads the
 other's y chain like one stack: the first node's name tells them apart). A node's `clip` is the
-canonical gate_clip: it must equal spec.gate_clip (in float32), on every node of the stack. A node using
-what the canonical LSTM cannot express (non-default activations, activation_alpha/beta, input_forget,
-sequence_lens, direction "reverse", a clip <= 0) is refused with UnsupportedFeature naming the attribute. Not checked: that the ops between chained layers are the
-standard transpose + reshape (what every exporter writes); the torch export case runs the file itself.
+canonical gate_clip: it must equal spec.gate_clip (in float32), on every node of the stack. A node
+using what the canonical LSTM cannot express (non-default activations, activation_alpha/beta,
+input_forget, sequence_lens, direction "reverse", a clip <= 0) is refused with UnsupportedFeature
+naming the attribute. Not checked: that the ops between chained layers are the standard transpose +
+reshape (what every exporter writes); the torch export case runs the file itself.
 """
 
 from __future__ import annotations
@@ -469,7 +470,8 @@ class OnnxBackend(Backend):
                                      "the ONNX LSTM operator has none")
         if spec.cell_clip is not None:
             raise UnsupportedFeature(f"{self.name} cannot express cell_clip={spec.cell_clip:g}: the ONNX LSTM operator "
-                                     "has none (its clip attribute bounds the gate pre-activations: that is gate_clip, another operation)")
+                                     "has none (its clip attribute bounds the gate pre-activations: that is gate_clip, "
+                                     "another operation)")
         super().check_spec(spec)
 
     # Conversion ---------------------------------------------------------------------------------

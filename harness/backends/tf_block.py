@@ -55,7 +55,8 @@ class BlockLSTMBackend(Backend):
     def check_spec(self, spec: LSTMSpec) -> None:
         if spec.cell_clip == 0:
             raise UnsupportedFeature(f"{self.name} cannot express cell_clip=0 (c clipped to zero, as TF1's LSTMCell "
-                                     f"does): {self.op} clips only when cell_clip > 0 and reads 0 as off")
+                                     f"does): {self.op} clips only when cell_clip > 0 and reads 0 as off (an op "
+                                     "that ran with cell_clip <= 0 is described by cell_clip=None)")
         super().check_spec(spec)
 
     # Conversion -----------------------------------------------------------------------------
