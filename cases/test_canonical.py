@@ -22,7 +22,8 @@ from harness.canonical import expected_shapes
     (dict(input_size=2, hidden_size=3, cell_clip=float("inf")), "cell_clip: expected a finite number >= 0"),
     (dict(input_size=2, hidden_size=3, cell_clip=-1.0), "got -1.0: TF1's clip_by_value(c, -cell_clip, cell_clip) with "
                                                         "a negative bound sets every value of c to the constant 1.0"),
-    (dict(input_size=2, hidden_size=3, proj_size=1, proj_clip=-0.3), "every value of the projected h to the constant 0.3"),
+    (dict(input_size=2, hidden_size=3, proj_size=1, proj_clip=-0.3),
+     "every value of the projected h to the constant 0.3"),
     (dict(input_size=2, hidden_size=3, gate_clip=0.0), "gate_clip: expected a positive finite number, or None (off), "
                                                        "got 0.0 (ONNX's clip; onnxruntime refuses clip <= 0"),
     (dict(input_size=2, hidden_size=3, gate_clip=-1), "gate_clip: expected a positive finite number"),
