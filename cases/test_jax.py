@@ -336,6 +336,19 @@ def test_compiles_once_per_shape(name):
     assert sum(_jax.TRACES.values()) == sum(before.values()) + 1  # a new shape: exactly one new trace
 
 
+def test_clip_values_are_data_not_program():
+    """A clip's presence shapes the jax scan's program; its value is an argument: cell-clip-0 (TF1's clip to
+    zero) runs on cell-clip's program, and still clips to zero."""
+    backend("jax")
+    from harness.backends import _jax
+
+    assert run_case(catalogue.get_case("cell-clip"), "jax", "float32").result.status == PASS
+    before = dict(_jax.TRACES)
+    outcome = run_case(catalogue.get_case("cell-clip-0"), "jax", "float32")
+    assert outcome.result.status == PASS and _jax.TRACES == before
+    assert not np.any(outcome.actual.y) and not np.any(outcome.actual.c_n)
+
+
 # Bad input ----------------------------------------------------------------------------------------
 def _flax_tree(name="flax", spec=BIDI2.replace(bias="single")):
     b = backend(name)

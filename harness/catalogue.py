@@ -115,9 +115,9 @@ CASES: tuple[Case, ...] = (
                "cell clip binds on 15-25% of c values, the projection clip on 21-39% of projected h values"),
     Case("forget-bias-1-stacked", _spec(num_layers=2, bias="single", forget_bias=1.0),
          about="TF1's default forget_bias=1.0 in a MultiRNNCell; folded into the bias elsewhere"),
-    Case("cell-clip-0", _spec(cell_clip=0.0),
+    Case("cell-clip-0", _spec(cell_clip=0.0, num_layers=2),
          about="TF1 LSTMCell's cell_clip=0.0 clips c to zero, so every output is zero (TF1's own testCellClipping); "
-               "BlockLSTM, which reads 0 as off, is unsupported"),
+               "BlockLSTM, which reads 0 as off, is unsupported. The cell-clip case's sizes: one JAX program"),
     Case("gate-clip", _spec(bidirectional=True, peephole=True, forget_bias=-0.5, gate_clip=0.5),
          about="ONNX's clip of every gate pre-activation, peepholes and forget_bias included; over seeds 0-7 it "
                "binds on 27-40% of i, 12-32% of f, 17-29% of g and 40-62% of o pre-activations"),

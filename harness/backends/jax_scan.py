@@ -12,7 +12,8 @@ order.
 Native parameters: a NativeDict of arrays named as the canonical tensors,
 'l{k}.{forward|backward}.{W_ih, W_hh, b_ih, b_hh, w_i, w_f, w_o, W_hr}' (CanonicalLSTM.tensors(), any
 key prefix), in canonical layout and gate order i, f, g, o, in the run's dtype: exactly the pytree the
-jitted `forward((params, forget_bias), x, h0, c0)` takes.
+jitted `forward((params, numbers), x, h0, c0)` takes; `numbers` holds forget_bias and the clips that are
+set, as data: specs that differ only in those values share one compiled program.
 """
 
 from __future__ import annotations
@@ -27,19 +28,21 @@ from . import Capabilities, NativeDict, _jax
 from ._names import group_by_prefix, pick, to_numpy
 
 _LOCAL = r"l\d+\.(forward|backward)\.(W_ih|W_hh|b_ih|b_hh|w_i|w_f|w_o|W_hr)"
+_CLIPS = ("cell_clip", "proj_clip", "gate_clip")  # whether one is set is program structure; its value is data
 
 
 def scan_forward(spec: LSTMSpec, batch_first: bool):
     """forward(weights, x, h0, c0) -> (y, h_n, c_n) for JaxScanBackend.program_structure(spec).
 
-    weights: (the native dict, forget_bias); both biases are always added (zeros for bias='single' or 'none')."""
+    weights: (the native dict, {"forget_bias": ..., and each clip set in spec: its value}); both biases are always
+    added (zeros for bias='single' or 'none')."""
     import jax.numpy as jnp
     from jax import lax
     from jax.nn import sigmoid
 
     H, D = spec.hidden_size, spec.num_directions
 
-    def direction(p, xz, h, c, reverse, forget_bias):
+    def direction(p, xz, h, c, reverse, n):
         W_hh_T = p["W_hh"].T
         W_hr_T = p["W_hr"].T if spec.proj_size else None
 
@@ -50,28 +53,28 @@ def scan_forward(spec: LSTMSpec, batch_first: bool):
             if spec.peephole:
                 zi = zi + p["w_i"] * c
                 zf = zf + p["w_f"] * c
-            zf = zf + forget_bias
+            zf = zf + n["forget_bias"]
             if spec.gate_clip is not None:  # ONNX's clip, after the peepholes and forget_bias
-                zi, zf, zg = (jnp.clip(z, -spec.gate_clip, spec.gate_clip) for z in (zi, zf, zg))
+                zi, zf, zg = (jnp.clip(z, -n["gate_clip"], n["gate_clip"]) for z in (zi, zf, zg))
             c = sigmoid(zf) * c + sigmoid(zi) * jnp.tanh(zg)
             if spec.cell_clip is not None:
-                c = jnp.clip(c, -spec.cell_clip, spec.cell_clip)
+                c = jnp.clip(c, -n["cell_clip"], n["cell_clip"])
             if spec.peephole:
                 zo = zo + p["w_o"] * c
             if spec.gate_clip is not None:
-                zo = jnp.clip(zo, -spec.gate_clip, spec.gate_clip)
+                zo = jnp.clip(zo, -n["gate_clip"], n["gate_clip"])
             h = sigmoid(zo) * jnp.tanh(c)
             if spec.proj_size:
                 h = h @ W_hr_T
                 if spec.proj_clip is not None:
-                    h = jnp.clip(h, -spec.proj_clip, spec.proj_clip)
+                    h = jnp.clip(h, -n["proj_clip"], n["proj_clip"])
             return (h, c), h
 
         (h, c), ys = lax.scan(step, (h, c), xz, reverse=reverse)
         return ys, h, c
 
     def forward(weights, x, h0, c0):
-        params, forget_bias = weights
+        params, numbers = weights
         seq = jnp.swapaxes(x, 0, 1) if batch_first else x  # time-major inside
         h_n, c_n = [], []
         for k in range(spec.num_layers):
@@ -83,7 +86,7 @@ def scan_forward(spec: LSTMSpec, batch_first: bool):
             outs = []
             for d in range(D):
                 ys, h, c = direction(units[d], xz[..., d * 4 * H:(d + 1) * 4 * H], h0[k * D + d], c0[k * D + d],
-                                     d == 1, forget_bias)
+                                     d == 1, numbers)
                 outs.append(ys)
                 h_n.append(h)
                 c_n.append(c)
@@ -117,11 +120,14 @@ class JaxScanBackend(_jax.JaxBackend):
 
     # Running --------------------------------------------------------------------------------
     def program_structure(self, spec: LSTMSpec) -> LSTMSpec:
-        """The bias kind and forget_bias are data (both biases always added; forget_bias an argument)."""
-        return spec.replace(bias="double", forget_bias=0.0)
+        """The bias kind, forget_bias and the clips' values are data (both biases always added; the numbers are
+        arguments): only whether a clip is set shapes the program."""
+        return spec.replace(bias="double", forget_bias=0.0, **{n: 1.0 for n in _CLIPS if getattr(spec, n) is not None})
 
     def weights(self, native, spec: LSTMSpec):
-        return dict(native), spec.forget_bias
+        numbers = {"forget_bias": spec.forget_bias}
+        numbers.update({n: getattr(spec, n) for n in _CLIPS if getattr(spec, n) is not None})
+        return dict(native), numbers
 
     def build_forward(self, structure: LSTMSpec, batch_first: bool, dtype: str):
         return scan_forward(structure, batch_first)
