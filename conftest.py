@@ -2,6 +2,7 @@
 
 Options (also usable from tox): --backend torch,keras  --device cpu,cuda  --dtype float32
 --precision exact|tf32  --results reports/results.jsonl (write one JSON record per agreement test)
+--machine LABEL (the machine the results name; default the host name)
 --report reports (write agreement.html, and performance.html when benchmarks ran, into that folder).
 
 GPU: `pytest -m gpu` runs the agreement cases on CUDA (the device is added when the -m expression
@@ -37,6 +38,8 @@ def pytest_addoption(parser):
     g.addoption("--dtype", default="float32,float64", help="comma-separated dtypes (default: float32,float64)")
     g.addoption("--precision", default="exact", help="precision mode (default: exact = TF32 off)")
     g.addoption("--results", default="", help="write the agreement results as JSON lines to this path")
+    g.addoption("--machine", default="", metavar="LABEL",
+                help="the machine the results (and benchmark JSON) name (default: this host's name)")
     g.addoption("--bench", action="store_true", help="collect and run the benchmarks (cases/bench_*.py)")
     g.addoption("--bench-threads", type=int, default=len(os.sched_getaffinity(0)),
                 help="CPU threads for every runtime in benchmarks (default: the cores this process may use)")
@@ -128,8 +131,14 @@ def mode(request) -> str:
 
 @pytest.fixture
 def record_result(request):
-    """Keep a Result for --results (and the reports)."""
-    return request.config._lstm_results.append
+    """Keep a Result for --results (and the reports), naming the --machine given."""
+    machine = request.config.getoption("--machine")
+
+    def record(result):
+        if machine:
+            result.machine = machine
+        request.config._lstm_results.append(result)
+    return record
 
 
 @pytest.hookimpl(optionalhook=True)

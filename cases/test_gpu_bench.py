@@ -21,6 +21,7 @@ from harness.backends import Backend, Capabilities
 from harness.catalogue import get_case
 from harness.compare import GPU_TOLERANCES, TOLERANCES, compare, tolerance_for
 from harness.outputs import LSTMOutput
+from harness.report.performance import load_run
 from harness.results import PASS, SKIPPED
 from harness.runner import oracle_for, run_case
 
@@ -237,7 +238,7 @@ def test_harness_bench_leaves_a_json_for_the_reports(tmp_path):
     installed("torch")
     out = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, "-m", "harness", "bench", "--backend", "torch", "--device", "cpu,cuda",
-                          "--seconds", "0.05", "-k", "steps-B16-T1-", "--out", str(out)],
+                          "--seconds", "0.05", "-k", "steps-B16-T1-", "--out", str(out), "--machine", "ci-box"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     data = json.loads(out.read_text())
@@ -251,6 +252,7 @@ def test_harness_bench_leaves_a_json_for_the_reports(tmp_path):
     assert info["achieved_flops_per_s"] == pytest.approx(info["flops"] / cpu["stats"]["median"])
     assert info["oracle_max_abs_err"] < 1e-5 and info["peak_how"].startswith("torch.matmul 2048x2048 float32")
     assert data["machine_info"]["lstm_harness"]["backends"]["torch"]["environment"]["torch"]
+    assert load_run(out).machines == ["ci-box"]  # --machine labels the file for `report --bench-json`
     gpu = [b for b in data["benchmarks"] if b["extra_info"]["device"] == "cuda"]
     if backends.get("torch").device_missing("cuda"):  # no GPU here: each GPU benchmark is listed with why
         assert not gpu

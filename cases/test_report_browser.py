@@ -1,5 +1,7 @@
-"""The report pages in a real headless browser: they load with no console error, the matrix and the
-charts are there and drawn, a failing cell opens its detail, and full-page screenshots are saved.
+"""The report pages in a real headless browser: they load with no console error, the verdict and the matrix
+come before the tolerance table and the folded environment, the matrix's header row and case column stay in
+view when the page scrolls, the filters hide and show cells, the charts are there and drawn, a failing cell
+opens its detail, and screenshots are saved.
 
 Needs selenium (the `test` extra) and Chromium with its driver (Debian: apt-get install chromium
 chromium-driver; or LSTM_CHROME / LSTM_CHROMEDRIVER naming the binaries); skips with the reason
@@ -8,6 +10,7 @@ where there is none. The pages and screenshots are left in reports/browser/ for 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -59,7 +62,9 @@ def pages():
         results = sample_results(mp)
     shutil.rmtree(OUT, ignore_errors=True)
     agreement, performance = write_reports(OUT, results=results, bench=BENCH_SAMPLE, compare=BENCH_SAMPLE)
-    return {"results": results, "agreement": agreement, "performance": performance}
+    machines = OUT / "machines"  # the same cells from a second machine, as `report --results gpu=...` merges them
+    [two] = write_reports(machines, results=results + [dataclasses.replace(r, machine="gpu-box") for r in results])
+    return {"results": results, "agreement": agreement, "performance": performance, "machines": two}
 
 
 def _open(driver, path: Path) -> None:
@@ -83,6 +88,17 @@ def _screenshot(driver, name: str) -> Path:
     return path
 
 
+def _rect(driver, element) -> dict:
+    return driver.execute_script("return arguments[0].getBoundingClientRect().toJSON()", element)
+
+
+def _shown(driver, css: str) -> set[bool]:
+    """Whether each element the selector finds is on screen (display and visibility), in one round trip."""
+    return set(driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.checkVisibility({visibilityProperty: true}))",
+        css))
+
+
 def _drawn(driver, svg, kind: str) -> int:
     """How many of the chart's bars or lines have a visible size on screen."""
     return driver.execute_script(
@@ -94,22 +110,96 @@ def _drawn(driver, svg, kind: str) -> int:
 def test_agreement_page_in_browser(browser, pages):
     from selenium.webdriver.common.by import By
 
+    from harness.compare import tolerance_table
+
     browser.set_window_size(1400, 1000)
     _open(browser, pages["agreement"])
     cells = browser.find_elements(By.CSS_SELECTOR, "table.matrix td.cell")
     assert len(cells) == len(pages["results"])
-    assert {c.get_attribute("data-status") for c in cells} == set(STATUSES)
-    colours = {c.get_attribute("data-status"): [c.value_of_css_property(p) for p in ("background-color", "background-image")]
-               for c in cells}
-    assert len({str(v) for v in colours.values()}) == len(STATUSES), colours  # each status looks different on screen
+    colours = dict(browser.execute_script(  # one round trip for every cell
+        "return [...arguments[0]].map(c => { const s = getComputedStyle(c); "
+        "return [c.dataset.status, s.backgroundColor + ' ' + s.backgroundImage]; })", cells))
+    assert set(colours) == set(STATUSES)
+    assert len(set(colours.values())) == len(STATUSES), colours  # each status looks different on screen
+    # In this order on screen: the verdict, the matrix, the tolerance table, the environment (folded).
+    verdict, matrix, bounds, env = (browser.find_element(By.CSS_SELECTOR, css) for css in (
+        ".banner.verdict", "table.matrix", "table.bounds", "#environment"))
+    tops = [_rect(browser, e)["top"] for e in (verdict, matrix, bounds, env)]
+    assert tops == sorted(tops) and _rect(browser, matrix)["bottom"] < tops[2], tops
+    assert len(bounds.find_elements(By.TAG_NAME, "tr")) == 1 + len(tolerance_table())
+    folded = env.find_element(By.CSS_SELECTOR, "details.env")
+    assert not folded.find_element(By.TAG_NAME, "table").is_displayed()
     _screenshot(browser, "agreement.png")
+    folded.find_element(By.TAG_NAME, "summary").click()
+    assert folded.find_element(By.TAG_NAME, "table").is_displayed()
     fail = browser.find_element(By.CSS_SELECTOR, 'td.cell[data-status="fail"] details.pop')
     body = fail.find_element(By.CSS_SELECTOR, ".popbody")
     assert not body.is_displayed()
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", fail)
     fail.find_element(By.TAG_NAME, "summary").click()
     assert fail.get_attribute("open") is not None and body.is_displayed()
     assert "python -m harness run --case" in body.find_element(By.CSS_SELECTOR, "code.repro").text
     _screenshot(browser, "agreement-detail.png")
+
+
+def test_matrix_header_and_case_column_stay_in_view(browser, pages):
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(700, 420)  # narrower and shorter than the matrix
+    _open(browser, pages["agreement"])
+    table = browser.find_element(By.CSS_SELECTOR, "table.matrix")
+    head = table.find_element(By.TAG_NAME, "thead")
+    case = table.find_elements(By.CSS_SELECTOR, "tbody th.case")[-1]
+    start = _rect(browser, table)
+    assert abs(_rect(browser, head)["top"] - start["top"]) <= 1 and start["top"] > 0  # not stuck yet: where the table begins
+    browser.execute_script("window.scrollTo(arguments[0], arguments[1])", 300, start["top"] + window_scroll(browser) + 60)
+    now = _rect(browser, table)
+    assert now["top"] < -50 and now["left"] < -100, now  # the table has scrolled up and left past the window's edge
+    assert abs(_rect(browser, head)["top"]) < 1 and abs(_rect(browser, case)["left"]) < 1  # ... its header and cases not
+    assert _rect(browser, case)["top"] >= _rect(browser, head)["bottom"] - 1  # the header does not hide the last row
+    browser.save_screenshot(str(OUT / "agreement-scrolled.png"))
+
+
+def window_scroll(browser) -> float:
+    return browser.execute_script("return window.scrollY")
+
+
+def test_filters_hide_and_show_cells(browser, pages):
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(1400, 1000)
+    _open(browser, pages["agreement"])
+    by_status = lambda s: f'table.matrix td.cell[data-status="{s}"]'  # noqa: E731
+    for i, status in enumerate(STATUSES):
+        box = browser.find_element(By.ID, f"show-st-{i}")
+        box.click()
+        assert not box.is_selected() and _shown(browser, by_status(status)) == {False}, status
+        assert _shown(browser, ", ".join(by_status(other) for other in STATUSES if other != status)) == {True}
+        box.click()
+        assert _shown(browser, by_status(status)) == {True}
+    backends = list(dict.fromkeys(r.backend for r in pages["results"]))
+    sloppy = backends.index("sloppy")
+    header = browser.find_element(By.CSS_SELECTOR, f"th.backend.bk-{sloppy}")
+    browser.find_element(By.ID, f"show-bk-{sloppy}").click()
+    assert _shown(browser, f"td.cell.bk-{sloppy}") == {False} and not header.is_displayed()
+    assert _shown(browser, f"td.cell:not(.bk-{sloppy})") == {True}
+    browser.find_element(By.ID, "show-st-0").click()  # and pass: only what did not pass, on the other backends
+    browser.save_screenshot(str(OUT / "agreement-filtered.png"))  # the matrix is in the window: no full page
+    browser.find_element(By.ID, f"show-bk-{sloppy}").click()
+    assert _shown(browser, f"td.cell.bk-{sloppy}:not(.st-pass)") == {True}
+
+
+def test_two_machines_in_one_page(browser, pages):
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(1400, 1000)
+    _open(browser, pages["machines"])
+    machines = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "tr.level-machine th")]
+    assert set(machines) == {pages["results"][0].machine, "gpu-box"}
+    assert len(browser.find_elements(By.CSS_SELECTOR, "table.matrix td.cell")) == 2 * len(pages["results"])
+    assert [d.get_attribute("data-machine") for d in browser.find_elements(By.CSS_SELECTOR, "details.env")] == [
+        pages["results"][0].machine, "gpu-box"]
+    browser.save_screenshot(str(OUT / "agreement-machines.png"))
 
 
 def test_performance_page_in_browser(browser, pages):
@@ -132,4 +222,9 @@ def test_performance_page_in_browser(browser, pages):
         assert _drawn(browser, sweep.find_element(By.TAG_NAME, "svg"), "line") == len(rows) > 0
     assert browser.find_elements(By.CSS_SELECTOR, "table.perf.first-call")
     assert "no regression against" in browser.find_element(By.CSS_SELECTOR, ".banner").text
+    source = browser.find_element(By.CSS_SELECTOR, "table.sources")
+    assert "2026-11-23 11:25 UTC" in source.text and "vm" in source.text  # when and where the benchmarks ran
+    env = browser.find_element(By.ID, "environment")
+    assert _rect(browser, env)["top"] > _rect(browser, tables[-1])["bottom"]  # the environment comes last, folded
+    assert not env.find_element(By.TAG_NAME, "table").is_displayed()
     _screenshot(browser, "performance.png")

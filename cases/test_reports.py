@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -115,25 +117,97 @@ def test_a_failing_cell_opens_its_detail(results, agreement_html):
 def test_reasons_are_numbered_notes_and_escaped(results, agreement_html):
     unsupported = next(r for r in results if r.status == "unsupported")
     assert f'<span class="reason">{unsupported.reason}</span>' in agreement_html
-    assert re.search(r'data-status="unsupported">\s*<span class="sym">⊘</span>unsupported <sup><a href="#note-\d+">',
-                     agreement_html)
+    assert re.search(r'data-status="unsupported">\s*<span class="sym">⊘</span><span class="word">unsupported</span> '
+                     r'<sup><a href="#note-\d+">', agreement_html)
     assert "<script>" not in agreement_html
     assert "&lt;script&gt;alert(&#39;reason&#39;)&lt;/script&gt; broke" in agreement_html
     assert SCRIPT_REASON in next(r.reason for r in results if r.status == "error")
 
 
-def test_environment_comes_first(results, agreement_html):
+def test_verdict_then_matrix_then_tolerances_then_the_environment_folded(results, agreement_html):
     import torch
 
-    env = agreement_html.index("<h2>Environment</h2>")
-    assert env < agreement_html.index('<table class="matrix">')
-    for shown in (f"<td>{torch.__version__}</td>", "<td>torch.backends.cudnn.allow_tf32</td>", "<td>precision</td>"):
-        assert env < agreement_html.index(shown), shown
+    order = [agreement_html.index(mark) for mark in ('class="banner bad verdict"', '<table class="matrix">',
+                                                     '<h2 id="tolerances">', '<h2>Environment</h2>', '<h2 id="failures">')]
+    assert order == sorted(order), order
+    env = agreement_html[order[3]:order[4]]
+    machines = re.findall(r'<details class="env" data-machine="([^"]*)">', env)
+    assert machines == [results[0].machine]  # one machine, folded (no "open")
+    for shown in (f"<div>{torch.__version__}", "<td>torch.backends.cudnn.allow_tf32</td>", "<td>precision</td>"):
+        assert shown in env, shown
+    keys = re.findall(r"<tr><td>([^<]*)</td>", env)
+    assert len(keys) == len(set(keys)) > 5, [k for k in keys if keys.count(k) > 1]  # each key once per machine
+    groups = re.findall(r'<tr class="group"><th colspan="2">([^<]*)</th>', env)
+    assert groups[0] == "host" and "torch" in groups, groups
 
 
-def test_one_result_per_cell(results):
-    with pytest.raises(ValueError, match="two results for case 'plain'"):
+def test_environment_groups_by_machine_and_framework():
+    from harness.report.page import env_by_machine
+
+    machines = env_by_machine([("a", "torch", "torch", "2.13"), ("a", "keras", "torch", "2.13"), ("a", "torch", "kernel", "oneDNN"),
+                               ("a", "sloppy", "kernel", "ATen"), ("a", "keras", "tf.tensor_float_32_execution", "False"),
+                               ("a", "keras", "python", "3.11"), ("a", "torch", "python", "3.11"), ("a", "sloppy", "python", "3.11"),
+                               ("b", "torch", "torch", "2.12")],
+                              ("python",))
+    assert [m.machine for m in machines] == ["a", "b"]
+    a = {g.name: {row.key: row.values for row in g.rows} for g in machines[0].groups}
+    assert list(a) == ["host", "torch", "tensorflow", "backend settings"]
+    assert a["host"] == {"python": [("3.11", "")]}  # reported by every backend on the machine: said once
+    assert a["torch"] == {"torch": [("2.13", "torch, keras")]}  # not every backend: who did is said
+    assert a["tensorflow"] == {"tf.tensor_float_32_execution": [("False", "keras")]}
+    assert a["backend settings"] == {"kernel": [("oneDNN", "torch"), ("ATen", "sloppy")]}  # one key, both values
+    assert machines[0].summary == "python 3.11 · torch 2.13" and machines[1].summary == "torch 2.12"
+
+
+def test_the_tolerance_table_is_read_from_compare(results, monkeypatch):
+    from markupsafe import escape
+
+    from harness import compare
+
+    html = build_agreement(results)
+    table = html[html.index('<table class="bounds">'):]
+    table = table[:table.index("</table>")]
+    bounds = compare.tolerance_table()
+    assert table.count("<tr class=") == len(bounds) >= 9
+    for b in bounds:
+        assert str(escape(b.tolerance.evidence)) in table
+    ran = sum(1 for r in results if r.rtol is not None)
+    cells = [int(n) for n in re.findall(r'<td class="num">(\d+)</td>\s*<td class="evidence">', table)]
+    assert sum(cells) == ran > 0 and "changed" not in html  # every cell that ran is counted against its bound
+    new = compare.Tolerance(rtol=3e-6, atol=3e-6, evidence="a bound measured <today>")
+    monkeypatch.setitem(compare.TOLERANCES, ("float32", "exact"), new)
+    html = build_agreement(results)
+    assert "a bound measured &lt;today&gt;" in html and "3e-06" in html  # the page shows the table as it is now
+    changed = sum(1 for r in results if r.dtype == "float32" and r.rtol is not None)
+    assert f"{changed} cells recorded another bound than the table gives now" in html
+
+
+def test_filters_by_status_and_backend_are_css_on_checkboxes(results, agreement_html):
+    backends = list(dict.fromkeys(r.backend for r in results))
+    for i, backend in enumerate(backends):
+        assert f'<input type="checkbox" id="show-bk-{i}" checked>{backend}</label>' in agreement_html
+        assert f"body:has(#show-bk-{i}:not(:checked)) table.matrix .bk-{i} {{ display: none; }}" in agreement_html
+        cells = re.findall(rf'<td class="cell [^"]*\bbk-{i}\b', agreement_html)
+        assert len(cells) == sum(1 for r in results if r.backend == backend)
+    for i, status in enumerate(STATUSES):
+        assert f'id="show-st-{i}" checked>' in agreement_html
+        assert (f'body:has(#show-st-{i}:not(:checked)) table.matrix td.cell[data-status="{status}"] '
+                f'{{ visibility: hidden; }}') in agreement_html
+
+
+def test_two_machines_are_two_columns_and_a_duplicate_is_named(results):
+    from harness.results import DuplicateResult
+
+    with pytest.raises(DuplicateResult, match="two results for case 'plain' on torch .* from machine"):
         build_agreement(results + results[:1])
+    other = [dataclasses.replace(r, machine="gpu-box") for r in results]
+    html = build_agreement(results + other)
+    assert len(cells_of(html)) == 2 * len(results)
+    header = html[html.index("<thead>"):html.index("</thead>")]
+    machine_row = re.search(r'<tr class="level-machine">(.*?)</tr>', header, re.S).group(1)
+    backends = len({r.backend for r in results})
+    assert re.findall(r">([^<]+)</th>", machine_row) == [results[0].machine, "gpu-box"] * backends
+    assert "from 2 machines" in html
 
 
 def test_performance_page_per_size_sweeps_and_first_calls(perf_html):
@@ -226,26 +300,95 @@ def test_report_command_rebuilds_both_pages(results, tmp_path, capsys):
     assert "report written to" in capsys.readouterr().out
     assert 'data-status="fail"' in (tmp_path / "out" / "agreement.html").read_text()
     assert "no regression against" in (tmp_path / "out" / "performance.html").read_text()
-    with pytest.raises(SystemExit, match="--results: .*missing.jsonl does not exist"):
-        main(["report", "--results", str(tmp_path / "missing.jsonl")])
+
+
+def _without_machine(path: Path) -> Path:
+    """The file as a harness that did not record machines wrote it."""
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for record in records:
+        del record["machine"]
+    old = path.with_name("old-" + path.name)
+    old.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return old
+
+
+def test_report_merges_results_from_several_machines(results, tmp_path, capsys):
+    from harness.results import UNKNOWN_MACHINE, merge
+
+    cpu = write_jsonl(results, tmp_path / "cpu.jsonl")
+    old = _without_machine(write_jsonl(results, tmp_path / "a=b.jsonl"))  # a "=" in a folder path is no label
+    assert {r.machine for r in merge([("", old)])} == {UNKNOWN_MACHINE}
+    assert main(["report", "--results", str(cpu), "--results", f"gpu={old}", "--out", str(tmp_path / "out")]) == 0
+    html = (tmp_path / "out" / "agreement.html").read_text()
+    assert len(cells_of(html)) == 2 * len(results)
+    machine_row = re.search(r'<tr class="level-machine">(.*?)</tr>', html, re.S).group(1)
+    assert {results[0].machine, "gpu"} == set(re.findall(r">([^<]+)</th>", machine_row))
+    assert f"from <code>{cpu}, gpu={old}</code>" in html
+    # The same cell from the same machine twice: both files and lines named, exit 2, no traceback.
+    twin = write_jsonl(results, tmp_path / "twin.jsonl")
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--results", str(cpu), "--results", str(twin), "--out", str(tmp_path / "dup")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert f"two results for case 'plain' on torch (cpu, float32, precision exact) from machine '{results[0].machine}': " \
+           f"{cpu}:1 and {twin}:1" in err
+    assert not (tmp_path / "dup").exists()
+
+
+def test_benchmarks_from_several_machines(tmp_path, capsys):
+    from harness.report import load_runs
+    from harness.results import DuplicateResult
+
+    data = first_benchmarks(2)
+    data["machine_info"]["lstm_harness"] = {"machine": "ci-cpu"}  # what bench --machine records
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(data))
+    b.write_text(json.dumps({**data, "datetime": "2026-12-01T08:05:00+00:00"}))
+    run = load_runs([("", a), ("h200", b)])
+    assert run.machines == ["ci-cpu", "h200"]
+    assert {s.rsplit(" @", 1)[1] for s in {bench.series for bench in run.benchmarks}} == {"ci-cpu", "h200"}
+    html = build_performance(run)
+    sources = re.findall(r"<tr><td><b>([^<]+)</b></td><td><code>([^<]+)</code></td><td>([^<]+)</td>", html)
+    assert sources == [("ci-cpu", str(a), "2026-11-23 11:25 UTC"), ("h200", str(b), "2026-12-01 08:05 UTC")]
+    assert html.index('class="banner verdict neutral"') < html.index("<h2>Per size</h2>") < html.index("<h2>Environment</h2>")
+    assert re.findall(r'<details class="env" data-machine="([^"]+)">', html) == ["ci-cpu", "h200"]
+    with pytest.raises(DuplicateResult, match=f"the same benchmark twice from machine 'ci-cpu': .* in {a} and .* in {b}"):
+        load_runs([("", a), ("", b)])
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--bench-json", str(a), "--bench-json", str(b), "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "--bench-json: the same benchmark twice" in capsys.readouterr().err
+
+
+def test_gpu_names_its_machine_in_every_result_and_benchmark(monkeypatch, tmp_path):
+    from harness.cli import gpu
+
+    calls, benches = [], []
+    monkeypatch.setattr(gpu, "pytest", lambda args, env=None: (calls.append(args), ([], 5))[1])
+    monkeypatch.setattr(gpu, "cmd_bench", lambda args: benches.append(args.machine) or 0)
+    assert main(["gpu", "--backend", "torch", "--machine", "h200", "--reports", str(tmp_path)]) == 0
+    assert len(calls) == 2 and all(args[args.index("--machine") + 1] == "h200" for args in calls)
+    assert benches == ["h200"]
 
 
 def test_run_command_writes_the_agreement_page(tmp_path, capsys):
     assert main(["run", "--case", "plain", "--backend", "torch", "--dtype", "float64", "--results",
-                 str(tmp_path / "r.jsonl"), "--reports", str(tmp_path), "--bench-json", str(tmp_path / "none.json")]) == 0
+                 str(tmp_path / "r.jsonl"), "--reports", str(tmp_path), "--bench-json", str(tmp_path / "none.json"),
+                 "--machine", "box-1"]) == 0
     html = (tmp_path / "agreement.html").read_text()
-    assert [c[1] for c in cells_of(html)] == [read_jsonl(tmp_path / "r.jsonl")[0].status]
+    [record] = read_jsonl(tmp_path / "r.jsonl")
+    assert [c[1] for c in cells_of(html)] == [record.status] and record.machine == "box-1"
     assert not (tmp_path / "performance.html").exists()  # no benchmark JSON, no performance page
 
 
 def test_pytest_report_option(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "cases/test_agreement.py",
-                           "-k", "plain", "--backend", "torch", "--dtype", "float64", "--report", str(tmp_path)],
+                           "-k", "plain", "--backend", "torch", "--dtype", "float64", "--report", str(tmp_path),
+                           "--machine", "ci-cpu"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"report written to {tmp_path / 'agreement.html'}" in proc.stdout
     assert len(cells_of((tmp_path / "agreement.html").read_text())) == 1
-    assert len(read_jsonl(tmp_path / "results.jsonl")) == 1
+    assert [r.machine for r in read_jsonl(tmp_path / "results.jsonl")] == ["ci-cpu"]
 
 
 @pytest.mark.parametrize("command, argv, message", [
@@ -258,6 +401,9 @@ def test_pytest_report_option(tmp_path):
     ("run", ["--precision", "fast"], "--precision: precision mode must be one of .*got 'fast'"),
     ("measure", ["--dtype", ","], "--dtype: expected at least one value, got ','"),
     ("bench", ["--backend", "nope"], "--backend: unknown backend 'nope'"),
+    ("report", ["--results", "nope.jsonl"], "--results: nope.jsonl does not exist"),
+    ("report", ["--results", "cpu="], "--results: expected LABEL=PATH or PATH, got 'cpu='"),
+    ("report", ["--bench-json", "gpu=nope.json"], "--bench-json: nope.json does not exist"),
 ])
 def test_a_bad_command_line_names_the_option_without_running(command, argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -265,10 +265,11 @@ def _cuda_event_check(call, host_median: float, rounds: int) -> dict[str, Any]:
 # What goes into the benchmark JSON's machine_info --------------------------------------------
 def machine_info(config) -> dict[str, Any]:
     """Everything about this process's set-up that a figure depends on (pytest-benchmark hook)."""
-    from . import backends
+    from . import backends, results
 
     chosen = [n.strip() for n in config.getoption("--backend").split(",") if n.strip()] or backends.subjects()
     info: dict[str, Any] = {
+        "machine": config.getoption("--machine") or results.host_name(),  # what a report labels this file
         "python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)), "load_avg_1_5_15min": list(os.getloadavg()),
         "bench_threads": config.getoption("--bench-threads"),

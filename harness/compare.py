@@ -116,6 +116,24 @@ def tolerance_for(dtype: str, precision: str = "exact", backend: str | None = No
     return table[key]
 
 
+@dataclass(frozen=True)
+class Bound:
+    """One row of the tolerance tables, as a report lists it."""
+    device: str  # "cpu", "GPU" (any CUDA device) or "any"
+    dtype: str
+    precision: str
+    backend: str  # "" for every backend
+    tolerance: Tolerance
+
+
+def tolerance_table() -> list[Bound]:
+    """Every bound of the tables above with its evidence, backend-specific ones first (they win in
+    tolerance_for); the reports read the tables through this, never the dicts."""
+    return ([Bound("any", dtype, mode, backend, tol) for (backend, dtype, mode), tol in BACKEND_TOLERANCES.items()]
+            + [Bound("cpu", dtype, mode, "", tol) for (dtype, mode), tol in TOLERANCES.items()]
+            + [Bound("GPU", dtype, mode, "", tol) for (dtype, mode), tol in GPU_TOLERANCES.items()])
+
+
 def output_paths(spec: LSTMSpec, out: LSTMOutput) -> Iterator[tuple[str, np.ndarray]]:
     """Split an LSTMOutput into its named parts: y per direction, h_n and c_n per (layer, direction)."""
     D, P = spec.num_directions, spec.output_size

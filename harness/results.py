@@ -1,4 +1,4 @@
-"""One record per (case, backend, device, dtype, precision), and its JSON-lines store.
+"""One record per (case, backend, device, dtype, precision, machine), and its JSON-lines store.
 
 Statuses are kept apart because they mean different things to a reviewer:
   pass, fail           - ran, and agreed with the oracle or not
@@ -6,22 +6,33 @@ Statuses are kept apart because they mean different things to a reviewer:
   not installed        - the framework cannot be imported here
   skipped              - could have run, but not here (no GPU present, ...)
   error                - the harness or the framework raised; a bug to look at
+
+Each record names the machine it ran on (`machine`: the host name, or the label given with `run --machine`,
+`pytest --machine`, `gpu --machine`), so results from several machines merge into one report: `merge`
+reads labelled files and refuses two results for one cell of one machine, naming both files and lines.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import socket
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Sequence
 
 from . import atomic
 
 PASS, FAIL, UNSUPPORTED, NOT_INSTALLED, SKIPPED, ERROR = (
     "pass", "fail", "unsupported", "not installed", "skipped", "error")
 STATUSES = (PASS, FAIL, UNSUPPORTED, NOT_INSTALLED, SKIPPED, ERROR)
+UNKNOWN_MACHINE = "unknown"  # the machine of a record written before records named theirs, read without a label
+
+
+def host_name() -> str:
+    """The machine a result records by default: this host's name."""
+    return socket.gethostname() or platform.node() or UNKNOWN_MACHINE
 
 
 @dataclass
@@ -45,14 +56,23 @@ class Result:
     environment: dict[str, str] = field(default_factory=dict)
     reproduce: str = ""
     seconds: float | None = None
+    machine: str = field(default_factory=host_name)  # where it ran: host name or a label (--machine)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"Result.status must be one of {STATUSES}, got {self.status!r}")
 
     @property
-    def key(self) -> tuple[str, str, str, str, str]:
-        return (self.case, self.backend, self.device, self.dtype, self.precision)
+    def key(self) -> tuple[str, str, str, str, str, str]:
+        """One cell of the agreement matrix: the same case, backend, device, dtype and mode on two machines
+        are two cells."""
+        return (self.case, self.backend, self.device, self.dtype, self.precision, self.machine)
+
+    @property
+    def cell(self) -> str:
+        """The key in words, for messages."""
+        return (f"case {self.case!r} on {self.backend} ({self.device}, {self.dtype}, precision {self.precision}) "
+                f"from machine {self.machine!r}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=float)
@@ -67,14 +87,46 @@ def write_jsonl(results: Iterable[Result], path: str | Path) -> Path:
 
 
 def read_jsonl(path: str | Path) -> list[Result]:
-    out = []
+    return [r for _, r in numbered_records(path)]
+
+
+def numbered_records(path: str | Path) -> Iterator[tuple[int, Result]]:
+    """(line number, Result) per record. A record without `machine` (written before records named it) gets
+    UNKNOWN_MACHINE, never this host's name: it may have run anywhere."""
     with open(path) as fh:
         for n, line in enumerate(fh, 1):
             if line.strip():
                 try:
-                    out.append(Result(**json.loads(line)))
+                    record = json.loads(line)
+                    if isinstance(record, dict):
+                        record.setdefault("machine", UNKNOWN_MACHINE)
+                    yield n, Result(**record)
                 except (TypeError, ValueError) as exc:
                     raise ValueError(f"{path}:{n}: not a result record ({exc})") from exc
+
+
+class DuplicateResult(ValueError):
+    """Two results for one cell (Result.key) of one machine: which one the report should show is not for it
+    to guess."""
+
+
+def merge(sources: Sequence[tuple[str, str | Path]]) -> list[Result]:
+    """The records of several results files, as (label, path): a label names the machine of every record in
+    its file ("" keeps the machine each record names). Raises DuplicateResult naming both files and lines
+    where two records are the same cell of the same machine."""
+    seen: dict[tuple, str] = {}
+    out = []
+    for label, path in sources:
+        for n, r in numbered_records(path):
+            if label:
+                r.machine = label
+            where = f"{path}:{n}"
+            if r.key in seen:
+                raise DuplicateResult(
+                    f"two results for {r.cell}: {seen[r.key]} and {where}. One result per cell and machine: "
+                    f"if these files come from different machines, label them (--results LABEL=PATH)")
+            seen[r.key] = where
+            out.append(r)
     return out
 
 

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from . import BENCH_JSON, csv, pytest, subjects
+from .report import add_machine_option
 
 
 def add_common_options(p) -> None:
@@ -18,6 +19,7 @@ def add_common_options(p) -> None:
     p.add_argument("--threads", type=int, default=threads, help=f"CPU threads per runtime (default {threads})")
     p.add_argument("--seconds", type=float, default=2.0, help="timed seconds per benchmark (default 2)")
     p.add_argument("-k", default="", help="pytest -k expression to narrow the benchmarks")
+    add_machine_option(p)
 
 
 def add_parser(sub) -> None:
@@ -51,7 +53,8 @@ def cmd_bench(args) -> int:
             cmd, rc = pytest(
                 ["--bench", "cases/bench_forward.py", "-q", "-rs", "--backend", name, "--device", ",".join(devs),
                  "--precision", mode, "--bench-threads", str(args.threads), "--bench-seconds", str(args.seconds),
-                 f"--benchmark-json={json_path}", f"--bench-not-run={not_run}", *(["-k", args.k] if args.k else [])],
+                 f"--benchmark-json={json_path}", f"--bench-not-run={not_run}", *(["-k", args.k] if args.k else []),
+                 *(["--machine", args.machine] if args.machine else [])],
                 env=devices.process_env(args.threads))
             runs.append({"backend": name, "precision": mode, "devices": devs, "command": " ".join(cmd),
                          "returncode": rc, "json": str(json_path), "not_run": str(not_run)})

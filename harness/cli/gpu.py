@@ -35,17 +35,18 @@ def cmd_gpu(args) -> int:
     for mode, dtypes in (("exact", "float32,float64,float16,bfloat16"), ("tf32", "float32")):
         for name in names:
             _, rc = pytest(["-m", "gpu", "-q", "-rs", "--backend", name, "--dtype", dtypes, "--precision", mode,
+                            *(["--machine", args.machine] if args.machine else []),
                              f"--results={reports / f'gpu-agreement-{name}-{mode}.jsonl'}", "cases/test_agreement.py"],
                             env=devices.process_env(args.threads))
             status |= rc not in (0, 5)  # 5: nothing selected
     bench_args = argparse.Namespace(backend=",".join(names), device="cpu,cuda", precision="exact,tf32",
-                                    threads=args.threads, seconds=args.seconds, k=args.k,
+                                    threads=args.threads, seconds=args.seconds, k=args.k, machine=args.machine,
                                     out=str(reports / "bench.json"))
     status |= cmd_bench(bench_args)
     from harness.report.performance import REGRESSION_THRESHOLD
-    from harness.results import read_jsonl
+    from harness.results import merge
 
-    results = [r for path in sorted(reports.glob("gpu-agreement-*.jsonl")) for r in read_jsonl(path)]
+    results = merge([("", path) for path in sorted(reports.glob("gpu-agreement-*.jsonl"))])
     bench = reports / "bench.json"
     write_pages(reports, results, str(reports / "gpu-agreement-*.jsonl"), bench if bench.exists() else None, "",
                  REGRESSION_THRESHOLD)

@@ -1,12 +1,28 @@
 """`python -m harness report`: rebuild the HTML pages from saved results (JSON lines) and pytest-benchmark JSON,
 without running anything; --compare marks regressions against an earlier benchmark JSON.
+
+--results and --bench-json repeat, one file each, as LABEL=PATH (the label names the machine of every record
+in the file) or a bare PATH (each record keeps the machine it names), so results from several machines make one
+report: `report --results cpu=a.jsonl --results gpu=b.jsonl`. Two results for one cell of one machine are refused,
+naming both files and lines (exit 2).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from . import BENCH_JSON, usage
+
+RESULTS_JSONL = "reports/results.jsonl"  # where `python -m harness run` leaves its results
+_LABEL = re.compile(r"[A-Za-z0-9_.+-]+")  # a machine label: no "/", so "dir/a=b.jsonl" stays a path
+
+
+def add_machine_option(p) -> None:
+    """The machine the results name (run, bench, gpu; pytest has the same option): where several machines'
+    results meet in one report (`report --results`), it tells their columns apart."""
+    p.add_argument("--machine", default="", metavar="LABEL",
+                   help="the machine the results name (default: this host's name)")
 
 
 def add_page_options(p) -> None:
@@ -20,8 +36,11 @@ def add_page_options(p) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="rebuild the HTML reports from saved results")
-    p.add_argument("--results", default="", help="results JSON lines (default reports/results.jsonl if present)")
-    p.add_argument("--bench-json", default="", help=f"pytest-benchmark JSON (default {BENCH_JSON} if present)")
+    p.add_argument("--results", action="append", default=[], metavar="[LABEL=]PATH",
+                   help=f"results JSON lines, repeatable; LABEL names the machine they ran on "
+                        f"(default {RESULTS_JSONL} if present)")
+    p.add_argument("--bench-json", action="append", default=[], metavar="[LABEL=]PATH",
+                   help=f"pytest-benchmark JSON, repeatable; LABEL names the machine (default {BENCH_JSON} if present)")
     p.add_argument("--out", default="reports", help="folder for the pages (default reports)")
     add_page_options(p)
     p.set_defaults(func=cmd_report)
@@ -35,27 +54,45 @@ def write_pages(out_dir, results, results_source, bench, compare, threshold) -> 
         print(f"report written to {path}")
 
 
+def sources(args, option: str, given: list[str], default: str) -> list[tuple[str, Path]]:
+    """(label, path) per [LABEL=]PATH given (each must exist), else the default file where it exists."""
+    out = []
+    for text in given:
+        label, sep, path = text.partition("=")
+        if not sep or not _LABEL.fullmatch(label):
+            label, path = "", text
+        if not path:
+            usage(args, f"{option}: expected LABEL=PATH or PATH, got {text!r}")
+        if not Path(path).is_file():
+            usage(args, f"{option}: {path} does not exist" if not Path(path).exists() else f"{option}: {path} is not a file")
+        out.append((label, Path(path)))
+    if not given and Path(default).is_file():
+        out.append(("", Path(default)))
+    return out
+
+
+def describe(pairs: list[tuple[str, Path]]) -> str:
+    return ", ".join(f"{label}={path}" if label else str(path) for label, path in pairs)
+
+
 def cmd_report(args) -> int:
-    from harness.results import read_jsonl
+    from harness.report import load_runs
+    from harness.results import merge
 
-    def given(path, default, what):
-        """The explicit path (which must exist), else the default where it exists."""
-        if path:
-            if not Path(path).exists():
-                raise SystemExit(f"--{what}: {path} does not exist")
-            return Path(path)
-        return Path(default) if Path(default).exists() else None
-
-    results = given(args.results, "reports/results.jsonl", "results")
-    bench = given(args.bench_json, BENCH_JSON, "bench-json")
+    results = sources(args, "--results", args.results, RESULTS_JSONL)
+    bench = sources(args, "--bench-json", args.bench_json, BENCH_JSON)
     if args.compare and not Path(args.compare).exists():
-        raise SystemExit(f"--compare: {args.compare} does not exist")
-    if results is None and bench is None:
-        raise SystemExit(f"nothing to report: no reports/results.jsonl (python -m harness run) and no "
+        usage(args, f"--compare: {args.compare} does not exist")
+    if not results and not bench:
+        raise SystemExit(f"nothing to report: no {RESULTS_JSONL} (python -m harness run) and no "
                          f"{BENCH_JSON} (python -m harness bench); name them with --results / --bench-json")
     try:
-        records = read_jsonl(results) if results else []
-    except ValueError as exc:  # not a results file: name it and the line, no traceback
+        records = merge(results)
+    except ValueError as exc:  # not a results file, or one cell twice: name the files and lines, no traceback
         usage(args, f"--results: {exc}")
-    write_pages(args.out, records, str(results or ""), bench, args.compare, args.threshold)
+    try:
+        run = load_runs(bench) if bench else None
+    except ValueError as exc:
+        usage(args, f"--bench-json: {exc}")
+    write_pages(args.out, records, describe(results), run, args.compare, args.threshold)
     return 0

@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import BENCH_JSON, add_selection_options, csv, select
-from .report import add_page_options, write_pages
+from .report import add_machine_option, add_page_options, write_pages
 
 
 def add_parser(sub) -> None:
@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
     add_selection_options(p)
     p.add_argument("--results", default="reports/results.jsonl",
                    help="where to save the results as JSON lines ('' to skip)")
+    add_machine_option(p)
     p.add_argument("--reports", default="reports", help="folder for agreement.html and performance.html ('' to skip)")
     p.add_argument("--bench", action="store_true", help="run the benchmarks after the matrix (python -m harness bench)")
     p.add_argument("--bench-json", default=BENCH_JSON,
@@ -66,6 +67,9 @@ def cmd_run(args) -> int:
             for device in csv(args.device):
                 for dtype in csv(args.dtype):
                     results.append(run_case(case, name, dtype, device, args.precision).result)
+    if args.machine:
+        for r in results:
+            r.machine = args.machine
     _print_matrix(results, cases, names, csv(args.device), csv(args.dtype), args.precision)
     counts = defaultdict(int)
     for r in results:

@@ -34,8 +34,9 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+from ..results import UNKNOWN_MACHINE, DuplicateResult
 from . import charts, page
 
 REGRESSION_THRESHOLD = 0.10
@@ -78,6 +79,9 @@ class Bench:
     info: dict[str, Any]
     stats: dict[str, float]
     size: Size | None
+    machine: str = ""  # the machine it ran on (the label its file was given, or the file's host)
+    show_machine: bool = False  # part of the series name: set when a page holds several machines
+    source: str = ""  # the file it came from
 
     @property
     def precision(self) -> str:
@@ -87,7 +91,8 @@ class Bench:
     def series(self) -> str:
         """backend device dtype [precision]: one row, bar or line in every table and chart."""
         i = self.info
-        return f"{i['backend']} {i['device']} {i['dtype']}" + ("" if self.precision == "exact" else f" {self.precision}")
+        return (f"{i['backend']} {i['device']} {i['dtype']}" + ("" if self.precision == "exact" else f" {self.precision}")
+                + (f" @{self.machine}" if self.show_machine else ""))
 
     @property
     def sweep(self) -> str:
@@ -125,7 +130,35 @@ class Bench:
     @property
     def tooltip(self) -> str:
         scalars = [f"{k}={v}" for k, v in sorted(self.info.items()) if not isinstance(v, (dict, list))]
-        return f"{self.fullname}\n" + ", ".join(scalars)
+        return f"{self.fullname} (machine {self.machine}, {self.source})\n" + ", ".join(scalars)
+
+
+@dataclass
+class Source:
+    """One benchmark file of a page: the machine it labels, where it is, when it ran and on what."""
+    machine: str
+    path: str
+    datetime: str
+    machine_info: dict[str, Any]
+    commit: dict[str, Any]
+    benchmarks: int
+
+    @property
+    def host(self) -> str:
+        info = self.machine_info
+        cpu = info.get("cpu") if isinstance(info.get("cpu"), dict) else {}
+        cuda = (info.get("lstm_harness") or {}).get("cuda")
+        parts = [info.get("node") or "", " ".join(str(v) for v in (info.get("system"), info.get("release")) if v),
+                 " · ".join(str(v) for v in (cpu.get("brand_raw"), f"{cpu['count']} CPUs" if cpu.get("count") else "") if v)]
+        if isinstance(cuda, dict) and cuda.get("devices"):
+            parts.append(", ".join(map(str, cuda["devices"])) if isinstance(cuda["devices"], list) else str(cuda["devices"]))
+        return " · ".join(p for p in parts if p) or "not recorded"
+
+    @property
+    def commit_text(self) -> str:
+        c = self.commit
+        return (f"{c['id'][:12]}{' (dirty)' if c.get('dirty') else ''}{' on ' + c['branch'] if c.get('branch') else ''}"
+                if c.get("id") else "")
 
 
 @dataclass
@@ -137,6 +170,11 @@ class Run:
     version: str = ""
     source: str = ""
     not_run: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+
+    @property
+    def machines(self) -> list[str]:
+        return list(dict.fromkeys(s.machine for s in self.sources))
 
 
 def _bench(raw: dict[str, Any], where: str) -> Bench:
@@ -162,18 +200,60 @@ def _bench(raw: dict[str, Any], where: str) -> Bench:
                  {k: v for k, v in stats.items() if k != "data"}, size)
 
 
-def parse(data: dict[str, Any], source: str = "") -> Run:
+def machine_of(data: dict[str, Any]) -> str:
+    """The machine a benchmark file ran on: the label it was run with (--machine), else its host name."""
+    info = data.get("machine_info") or {}
+    return str((info.get("lstm_harness") or {}).get("machine") or info.get("node") or UNKNOWN_MACHINE)
+
+
+def parse(data: dict[str, Any], source: str = "", machine: str = "") -> Run:
+    """One pytest-benchmark JSON; `machine` labels it (default: machine_of the file)."""
     if not isinstance(data, dict) or "benchmarks" not in data:
         raise ValueError(f"{source or 'benchmark JSON'}: expected pytest-benchmark JSON with a 'benchmarks' list, "
                          f"got {type(data).__name__} with keys {sorted(data) if isinstance(data, dict) else '-'}")
-    return Run([_bench(b, source) for b in data["benchmarks"]], data.get("machine_info") or {},
-               data.get("commit_info") or {}, data.get("datetime") or "", data.get("version") or "", source,
-               list((data.get("lstm_harness") or {}).get("not_run") or []))
+    machine = machine or machine_of(data)
+    benches = [_bench(b, source) for b in data["benchmarks"]]
+    for b in benches:
+        b.machine, b.source = machine, source
+    info, commit, when = data.get("machine_info") or {}, data.get("commit_info") or {}, data.get("datetime") or ""
+    not_run = [{**n, "machine": machine} for n in (data.get("lstm_harness") or {}).get("not_run") or []]
+    run = Run(benches, info, commit, when, data.get("version") or "", source, not_run,
+              [Source(machine, source, when, info, commit, len(benches))])
+    _refuse_duplicates(run)
+    return run
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path, machine: str = "") -> Run:
     with open(path) as fh:
-        return parse(json.load(fh), str(path))
+        return parse(json.load(fh), str(path), machine)
+
+
+def load_runs(sources: Sequence[tuple[str, str | Path]]) -> Run:
+    """Several benchmark files as one run, (label, path) each: a label names the machine of the file ("" takes
+    the machine the file records). With more than one machine every series names its machine. The same
+    benchmark twice from one machine is refused, naming both files."""
+    runs = [load_run(path, label) for label, path in sources]
+    if not runs:
+        raise ValueError("load_runs: no benchmark file given")
+    first = runs[0]
+    run = Run([b for r in runs for b in r.benchmarks], first.machine, first.commit, first.datetime, first.version,
+              ", ".join(r.source for r in runs), [n for r in runs for n in r.not_run], [s for r in runs for s in r.sources])
+    _refuse_duplicates(run)
+    for b in run.benchmarks:
+        b.show_machine = len(run.machines) > 1
+    return run
+
+
+def _refuse_duplicates(run: Run) -> None:
+    seen: dict[tuple, Bench] = {}
+    for b in run.benchmarks:
+        key = (b.machine, *b.key)
+        if key in seen:
+            raise DuplicateResult(f"the same benchmark twice from machine {b.machine!r}: {seen[key].fullname} in "
+                                  f"{seen[key].source or 'the file'} and {b.fullname} in {b.source or 'the file'}. One "
+                                  f"result per benchmark and machine: if these files come from different machines, "
+                                  f"label them (--bench-json LABEL=PATH)")
+        seen[key] = b
 
 
 @dataclass
@@ -219,19 +299,38 @@ def _flatten(value: Any, key: str = "") -> list[tuple[str, str]]:
     return [(key, str(value))] if value not in (None, "") else []
 
 
-def environment_rows(run: Run) -> list[dict[str, str]]:
-    """The machine (pytest-benchmark's machine_info, flattened), the commit, then what each backend
-    recorded with its benchmarks (versions, precision flags, threads)."""
-    rows = [{"key": k, "value": v, "source": "machine"} for k, v in _flatten(run.machine)]
-    commit = run.commit
-    if commit.get("id"):
-        rows.append({"key": "commit", "source": "machine", "value": f"{commit['id'][:12]}"
-                     f"{' (dirty)' if commit.get('dirty') else ''}{' on ' + commit['branch'] if commit.get('branch') else ''}"})
-    rows += [{"key": k, "value": v, "source": "machine"} for k, v in (("benchmark run", run.datetime),
-                                                                       ("pytest-benchmark", run.version)) if v]
-    entries = [(k, v, b.info["backend"]) for b in run.benchmarks
-               for name, value in b.info.items() if isinstance(value, dict) for k, v in _flatten(value, name)]
-    return rows + page.env_rows(entries, {b.info["backend"] for b in run.benchmarks})
+# Keys that are the host's whoever recorded them.
+HOST_KEYS = ("python", "platform", "precision")
+
+
+def _machine_entries(info: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(source, key, value) of a file's machine_info: pytest-benchmark's own keys (the host's), then what the
+    harness recorded under lstm_harness, unprefixed (precision flags by framework, each backend's environment)."""
+    ours = info.get("lstm_harness") if isinstance(info.get("lstm_harness"), dict) else {}
+    rows = [("", k, v) for k, v in _flatten({k: v for k, v in info.items() if k != "lstm_harness"})]
+    for key, value in ours.items():
+        if key == "backends" and isinstance(value, dict):
+            rows += [(name, k, v) for name, entry in value.items() if isinstance(entry, dict)
+                     for k, v in _flatten({"runtime": entry.get("runtime"), **(entry.get("environment") or {})})]
+        elif key == "precision" and isinstance(value, dict):
+            rows += [("", k, v) for k, v in _flatten(value)]
+        else:
+            rows += [("", k, v) for k, v in _flatten(value, key)]
+    return rows
+
+
+def environment(run: Run) -> list[page.MachineEnv]:
+    """Per machine: its host (pytest-benchmark's machine_info, the commit, when it ran), then what each backend
+    recorded with its benchmarks (versions, precision flags, threads), grouped by framework."""
+    entries = []
+    for src in run.sources:
+        entries += [(src.machine, who, k, v) for who, k, v in _machine_entries(src.machine_info)]
+        if src.commit_text:
+            entries.append((src.machine, "", "commit", src.commit_text))
+        entries.append((src.machine, "", "benchmark run", page.when(src.datetime)))
+    entries += [(b.machine, b.info["backend"], k, v) for b in run.benchmarks
+                for value in b.info.values() if isinstance(value, dict) for k, v in _flatten(value)]
+    return page.env_by_machine(entries, HOST_KEYS)
 
 
 def _sweeps(run: Run, styles) -> list[dict[str, Any]]:
@@ -259,10 +358,10 @@ def _sweeps(run: Run, styles) -> list[dict[str, Any]]:
 
 def _not_run(run: Run) -> list[dict[str, Any]]:
     """The benchmarks that could not run, one row per (backend, device, dtype, status, reason)."""
-    counts = Counter((n.get("backend", "?"), n.get("device", "?"), n.get("dtype", "?"), n.get("status", "?"),
-                      n.get("reason", "")) for n in run.not_run)
-    return [{"backend": b, "device": d, "dtype": t, "status": s, "reason": r, "count": c}
-            for (b, d, t, s, r), c in counts.items()]
+    counts = Counter((n.get("machine", ""), n.get("backend", "?"), n.get("device", "?"), n.get("dtype", "?"),
+                      n.get("status", "?"), n.get("reason", "")) for n in run.not_run)
+    return [{"machine": m, "backend": b, "device": d, "dtype": t, "status": s, "reason": r, "count": c}
+            for (m, b, d, t, s, r), c in counts.items()]
 
 
 def build_performance(run: Run, earlier: Run | None = None, *, threshold: float = REGRESSION_THRESHOLD) -> str:
@@ -287,7 +386,9 @@ def build_performance(run: Run, earlier: Run | None = None, *, threshold: float 
         title="LSTM forward-pass performance",
         source=run.source,
         run=run,
-        env_rows=environment_rows(run),
+        machines=environment(run),
+        counts={"benchmarks": len(run.benchmarks), "series": len({b.series for b in run.benchmarks}),
+                "sizes": len(sizes), "sweeps": sum(1 for b in run.benchmarks if b.sweep)},
         sizes=sizes,
         charts_palette=styles,
         sweeps=_sweeps(run, styles),
@@ -298,7 +399,7 @@ def build_performance(run: Run, earlier: Run | None = None, *, threshold: float 
         threshold=threshold,
         regressions=[(b, c) for b in run.benchmarks if (c := changes.get(b.key)) and c.verdict == "regression"],
         unmatched=sum(1 for b in run.benchmarks if b.key not in changes),
-        same_machine=earlier is None or _host(run) == _host(earlier),
+        same_machine=earlier is None or _host(earlier.machine) in {_host(src.machine_info) for src in run.sources},
         first_series=sorted({b.series for b in timed_first}),
         first_sizes=list(dict.fromkeys(b.size_label for b in timed_first)),
         first_calls={(b.series, b.size_label): b for b in timed_first},
@@ -306,6 +407,6 @@ def build_performance(run: Run, earlier: Run | None = None, *, threshold: float 
     )
 
 
-def _host(run: Run) -> tuple:
-    cpu = run.machine.get("cpu") if isinstance(run.machine.get("cpu"), dict) else {}
-    return (run.machine.get("node"), cpu.get("brand_raw"), cpu.get("count"), run.machine.get("release"))
+def _host(info: dict[str, Any]) -> tuple:
+    cpu = info.get("cpu") if isinstance(info.get("cpu"), dict) else {}
+    return (info.get("node"), cpu.get("brand_raw"), cpu.get("count"), info.get("release"))
