@@ -1,7 +1,9 @@
 """LSTM parameter files per backend, in each framework's natural form, for `python -m harness convert`.
 
-Nothing here ever unpickles: .npz is read with allow_pickle=False, and pickle files (.pt, .pth, .pkl,
-...) are refused with how to save the same weights as safetensors instead.
+Nothing here ever unpickles: .npz is read with allow_pickle=False, and pickle files (.pkl, .pickle, .joblib)
+are refused with how to save the same weights as safetensors instead. torch.save files (.pt, .pth, .bin,
+.ckpt), Keras, Flax msgpack, Orbax and SavedModel files are read by harness.readers, each with its own
+library (torch's through its weights-only loader); -o never writes a pickle.
 
     backend               file (-o suffix; SRC the same)          holds
     numpy                 .npz, .safetensors                      CanonicalLSTM.save: the spec inside
@@ -55,6 +57,7 @@ FORMS: dict[str, tuple[str, ...]] = {
 }
 _SUFFIXES = {s for f in FORMS.values() for s in f if s != CHECKPOINT}
 PICKLES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".joblib")
+TORCH_SAVE = (".pt", ".pth", ".bin", ".ckpt")  # read (never written) by --from torch: harness.readers.torch_pt
 _KERAS_KEY = re.compile(r"layer(\d+)\.(\d+)")
 
 
@@ -64,18 +67,22 @@ def forms(backend: str) -> tuple[str, ...]:
 
 
 def _refuse_pickle(path: Path, what: str) -> None:
-    if path.suffix.lower() not in PICKLES:
+    suffix = path.suffix.lower()
+    if suffix not in PICKLES:
         return
-    why = f"{what}: {path.name} is a pickle file ({path.suffix}); unpickling runs arbitrary code, so this command " \
-          "never reads or writes one."
     if what == "-o":
-        raise ValueError(f"{why} Write .safetensors instead (torch: lstm.load_state_dict(safetensors.torch.load_file(OUT))).")
+        raise ValueError(f"{what}: {path.name} would be a pickle file ({path.suffix}), which this command never "
+                         "writes: write .safetensors instead (torch: lstm.load_state_dict(safetensors.torch.load_file(OUT)))")
+    if suffix in TORCH_SAVE:
+        raise ValueError(f"{what}: {path.name} is a torch.save file ({path.suffix}): read it with --from torch "
+                         "(torch's weights-only loader), then convert to any backend")
     raise ValueError(
-        f"{why} Save the weights as safetensors where they were made, e.g. for PyTorch:\n"
+        f"{what}: {path.name} is a pickle file ({path.suffix}); unpickling runs arbitrary code, so this command "
+        "never reads one. Save the weights as safetensors where they were made, e.g. for PyTorch:\n"
         "    from safetensors.torch import save_file\n"
         "    save_file(model.state_dict(), 'lstm.safetensors')  # then: --from torch lstm.safetensors\n"
-        "(from a file you trust: state_dict = torch.load(path, weights_only=True), then save_file; "
-        "Keras: numpy.savez of get_weights(), see `python -m harness convert --help`)")
+        "(or torch.save(model.state_dict(), 'lstm.pt'), read by --from torch with torch's weights-only loader; "
+        "Keras: model.save('model.keras'))")
 
 
 def _checkpoint_prefix(path: Path) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -119,34 +120,26 @@ class KerasBackend(Backend):
 
     @staticmethod
     def _lists_from_paths(native: Mapping, spec: LSTMSpec, select) -> list[list]:
-        rx = re.compile(r"^(?P<layer>.*?)/(?:(?P<dir>forward|backward)_[^/]+/)?lstm_cell/"
-                        r"(?P<var>kernel|recurrent_kernel|bias)$")
-        layers: dict[str, dict[tuple[str, str], object]] = {}
-        for key, value in native.items():
-            m = rx.match(str(key))
-            if m:
-                layers.setdefault(m["layer"], {})[(m["dir"] or "", m["var"])] = value
+        layers = layers_from_paths(native)
         if not layers:
             raise ValueError("keras import: no '<layer>/lstm_cell/kernel' variables found in the mapping")
         if select is not None:
-            names = [select] if isinstance(select, str) else list(select)
-            missing = [n for n in names if n.rstrip("/") not in layers]
+            names = [n.rstrip("/") for n in ([select] if isinstance(select, str) else list(select))]
+            missing = [n for n in names if n not in layers]
             if missing:
                 raise ValueError(f"keras import: select={missing} matches none of the LSTM layers {list(layers)}")
-            names = [n.rstrip("/") for n in names]
         else:
             names = list(layers)
         if len(names) != spec.num_layers:
             raise ValueError(f"keras import: the mapping holds LSTM layers {names}, but spec.num_layers="
                              f"{spec.num_layers}; pass select=[...] with {spec.num_layers} layer scope(s)")
-        dirs = ("forward", "backward") if spec.bidirectional else ("",)
         out = []
         for name in names:
-            found = layers[name]
-            if {d for d, _ in found} != set(dirs):
+            layer = layers[name]
+            if layer.bidirectional != spec.bidirectional:
                 kind = "a Bidirectional" if spec.bidirectional else "an LSTM"
-                raise ValueError(f"keras import: layer {name!r} is not {kind} layer (found {sorted(found)})")
-            out.append([found[(d, v)] for d in dirs for v in ("kernel", "recurrent_kernel", "bias") if (d, v) in found])
+                raise ValueError(f"keras import: layer {name!r} is not {kind} layer (found {sorted(layer.found)})")
+            out.append(layer.weights)
         return out
 
     # Running --------------------------------------------------------------------------------
@@ -260,6 +253,71 @@ class KerasBackend(Backend):
 
             env[env["keras_backend"]] = importlib.import_module(env["keras_backend"]).__version__
         return env
+
+
+# Keras variable paths ----------------------------------------------------------------------------
+_PLAIN = re.compile(r"^(?P<scope>.*?)/?lstm_cell/(?P<var>kernel|recurrent_kernel|bias)$")
+_BIDI_HALF = re.compile(r"^(?:(?P<scope>.*)/)?(?P<dir>forward|backward)_(?P<inner>[^/]+)/lstm_cell/"
+                   r"(?P<var>kernel|recurrent_kernel|bias)$")
+_VARS = ("kernel", "recurrent_kernel", "bias")
+
+
+@dataclass
+class PathLayer:
+    """One LSTM or Bidirectional layer found among Keras variable paths."""
+
+    bidirectional: bool
+    found: dict  # (direction or "", variable) -> value
+
+    @property
+    def weights(self) -> list:
+        """The layer's get_weights() list: kernel, recurrent_kernel, bias, per direction, forward first."""
+        dirs = ("forward", "backward") if self.bidirectional else ("",)
+        return [self.found[(d, v)] for d in dirs for v in _VARS if (d, v) in self.found]
+
+
+def layers_from_paths(native: Mapping) -> dict[str, PathLayer]:
+    """The LSTM layers among Keras variable paths ({v.path: v.numpy() for v in model.weights}), in order.
+
+    'sequential/lstm/lstm_cell/kernel' is layer 'sequential/lstm'; a Bidirectional's halves are
+    'sequential/bidirectional/forward_lstm_1/lstm_cell/...' and 'backward_lstm_1' (layer 'sequential/bidirectional').
+    A model reloaded with keras.saving.load_model names them without the Bidirectional's scope
+    ('forward_lstm_1/lstm_cell/kernel'): the pair is then layer 'lstm_1', its wrapped LSTM's name. A lone
+    'forward_x' with no 'backward_x' beside it is an LSTM that happens to be named so.
+    """
+    halves: dict[tuple[str, str], dict] = {}
+    plain: dict[str, dict] = {}
+    order: list[tuple[str, tuple]] = []
+    for key, value in native.items():
+        key = str(key).removesuffix(":0")
+        m = _BIDI_HALF.match(key)
+        if m:
+            unit = (m["scope"] or "", m["inner"])
+            halves.setdefault(unit, {})[(m["dir"], m["var"])] = value
+            order.append(("half", unit))
+            continue
+        m = _PLAIN.match(key)
+        if m and m["scope"]:
+            plain.setdefault(m["scope"], {})[("", m["var"])] = value
+            order.append(("plain", m["scope"]))
+    per_scope: dict[str, int] = {}
+    for scope, _ in halves:
+        per_scope[scope] = per_scope.get(scope, 0) + 1
+    layers: dict[str, PathLayer] = {}
+    for kind, unit in order:
+        if kind == "plain":
+            layers.setdefault(unit, PathLayer(False, plain[unit]))
+            continue
+        found = halves[unit]
+        scope, inner = unit
+        if {d for d, _ in found} == {"forward", "backward"}:
+            name = scope if scope and per_scope[scope] == 1 else "/".join(filter(None, unit))
+            layers.setdefault(name, PathLayer(True, found))
+        else:  # one half only: an LSTM whose own name starts with forward_ or backward_
+            d = next(iter(found))[0]
+            name = "/".join(filter(None, (scope, f"{d}_{inner}")))
+            layers.setdefault(name, PathLayer(False, {("", v): a for (_, v), a in found.items()}))
+    return layers
 
 
 def keras_kernel(runtime: str, calls: list[tuple[str, str]], torch_ops: set[str], device: str) -> str:

@@ -1,0 +1,425 @@
+"""`python -m harness convert --check`: SRC run by its own framework from its own file, OUT by the target's,
+beside the float64 oracle, on the same inputs, with every output part's worst error against the bound.
+
+The expected outputs are the float64 oracle on SRC's weights as the harness read them. Against them:
+
+    SRC, run by its framework   torch: load_state_dict(strict=True) into a torch.nn.LSTM built from the spec;
+                                keras: keras.saving.load_model(safe_mode=True) of a .keras / .h5 model, the
+                                LSTM layers taken out of it (return_sequences and return_state switched on,
+                                weights as Keras loaded them); other Keras files: set_weights of the file's
+                                arrays into keras.layers.LSTM / Bidirectional; onnx: onnxruntime on the
+                                original graph, cut at the first LSTM node's input (the nodes' weights are
+                                the graph's own); flax, flax-nnx: the flax modules applied to the restored tree
+    OUT, run by the target      the same, on the written file
+    the oracle on OUT           OUT read back by the harness
+
+so a misread SRC (its framework disagrees with the harness's reading of it) fails as surely as a wrong OUT.
+A framework that is not installed, or a backend with no loader of its own here (tf1, equinox, jax, tf-block*:
+their OUT is run through the backend on the harness's reading of it), is said by name as a skipped comparison.
+Inputs: random x [T=20, B=3, in] with nonzero h0, c0, or --inputs (x.npy [T, B, in] time-major, zero states;
+or .npz with x and optionally h0, c0), rounded to float32 unless every side is float64.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import backends
+from .canonical import CanonicalLSTM
+from .compare import Comparison, compare, output_paths, tolerance_for
+from .inputs import check_inputs
+from .outputs import LSTMOutput
+from .readers import Source, family
+from .spec import LSTMSpec
+
+STEPS, BATCH, SEED = 20, 3, 0
+_TORCH_LOCAL = r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l\d+(_reverse)?"
+
+
+@dataclass
+class Side:
+    """One column of the table: what ran, and how it compared (or why it did not run)."""
+
+    label: str
+    what: str
+    comparison: Comparison | None = None
+    skipped: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and (self.comparison is None or self.comparison.ok)
+
+
+def inputs_for(spec: LSTMSpec, path: str | None, dtype: str):
+    """x, h0, c0 as float64 arrays holding `dtype` values: random (nonzero states) or the user's --inputs."""
+    if path is None:
+        x, h0, c0 = CanonicalLSTM.random(spec).random_inputs(BATCH, STEPS, seed=SEED)
+        origin = "random, nonzero h0 and c0"
+    else:
+        p = Path(path)
+        if p.suffix == ".npy":
+            x, h0, c0 = np.load(p, allow_pickle=False), None, None
+        elif p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as data:
+                unknown = sorted(set(data.files) - {"x", "h0", "c0"})
+                if "x" not in data.files or unknown:
+                    raise ValueError(f"--inputs: {p.name} must hold x (and optionally h0, c0); holds {data.files}")
+                x, h0, c0 = (data[k] if k in data.files else None for k in ("x", "h0", "c0"))
+        else:
+            raise ValueError(f"--inputs: expected x.npy ([T, B, input_size], time-major) or an .npz of x, h0, c0; "
+                             f"got {p.name!r}")
+        try:
+            x, h0, c0, _, _ = check_inputs(spec, x, h0, c0)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"--inputs: {exc}") from None
+        origin = f"from {p.name}" + ("" if h0 is not None else ", zero h0 and c0")
+        if h0 is None:
+            n = spec.num_layers * spec.num_directions
+            h0, c0 = np.zeros((n, x.shape[1], spec.output_size)), np.zeros((n, x.shape[1], spec.hidden_size))
+    rounded = tuple(np.asarray(a, dtype=dtype).astype(np.float64) for a in (x, h0, c0))
+    return rounded, origin
+
+
+def check(src: Source, src_model: CanonicalLSTM, source: str, out: Source, out_model: CanonicalLSTM, target: str,
+          out_dtype: str, inputs: str | None = None, echo: Callable[[str], None] = print) -> bool:
+    """Run both files in their frameworks and the oracle; print the table; True when every part is within bound."""
+    spec = src_model.spec
+    dtype = "float64" if out_dtype == "float64" and _stored(src.native) == "float64" else "float32"
+    xs, origin = inputs_for(spec, inputs, dtype)
+    expected = src_model.forward(*xs)
+    tol = tolerance_for(dtype)
+    oracle = Side("oracle(OUT)", "the float64 oracle on OUT's weights, as read back here",
+                  comparison=compare(spec, out_model.forward(*xs), expected, tol))
+    sides = [_side("SRC", source, src, spec, xs, dtype, expected, None),
+             _side("OUT", target, out, out_model.spec, xs, dtype, expected, out_model), oracle]
+    echo(f"check: x {list(xs[0].shape)} ({origin}), {dtype}; bound |actual - expected| <= {tol.atol:g} + "
+         f"{tol.rtol:g} |expected|; expected = the float64 oracle on SRC's weights as read here")
+    for i, side in enumerate(sides, 1):
+        status = f" -- skipped: {side.skipped}" if side.skipped else f" -- error: {side.error}" if side.error else ""
+        echo(f"  [{i}] {side.label}: {side.what}{status}")
+    _table(spec, sides, echo)
+    ok = all(side.ok for side in sides)
+    for i, side in enumerate(sides, 1):
+        if side.comparison is not None and not side.comparison.ok:
+            echo(f"  [{i}] " + side.comparison.message(f" ({side.label})").replace("\n", "\n      "))
+    ran = [s.label for s in sides if s.comparison is not None]
+    skipped = [s.label for s in sides if s.skipped]
+    echo(f"check: {'agree' if ok else 'DISAGREE'}: {', '.join(ran) or 'nothing'} compared"
+         + (f"; skipped: {', '.join(skipped)}" if skipped else ""))
+    return ok
+
+
+def _table(spec: LSTMSpec, sides: list[Side], echo) -> None:
+    D, L = spec.num_directions, spec.num_layers
+    empty = LSTMOutput(np.zeros((1, 1, D * spec.output_size)), np.zeros((L * D, 1, 1)), np.zeros((L * D, 1, 1)))
+    parts = [name for name, _ in output_paths(spec, empty)]
+    width, cell = max(len(p) for p in parts) + 2, 24
+    echo("  " + "output".ljust(width) + "".join(f"[{i}] worst abs (x bound)".ljust(cell)
+                                                for i in range(1, len(sides) + 1)))
+    for row, part in enumerate(parts):
+        cells = []
+        for side in sides:
+            paths = side.comparison.paths if side.comparison is not None else []
+            p = paths[row] if row < len(paths) else None
+            if side.comparison is None:
+                text = "-"
+            elif p is None or p.error:
+                text = f"FAIL {(p.error if p else 'shape')}"[: cell - 1]
+            else:
+                text = f"{p.max_abs:.2e} ({p.worst_ratio:.2f})" + ("" if p.mismatched == 0 else " FAIL")
+            cells.append(text.ljust(cell))
+        echo("  " + part.ljust(width) + "".join(cells))
+
+
+def _stored(native) -> str:
+    """float64 only if every stored weight is float64 (a canonical file is by definition)."""
+    if isinstance(native, CanonicalLSTM):
+        return "float64"
+    kinds = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                walk(v)
+        elif isinstance(node, np.ndarray) and np.issubdtype(node.dtype, np.floating):
+            kinds.add(node.dtype)
+
+    walk(native)
+    return "float64" if kinds == {np.dtype(np.float64)} else "float32"
+
+
+# The sides ----------------------------------------------------------------------------------------
+def _side(label: str, backend: str, source: Source, spec: LSTMSpec, xs, dtype: str, expected: LSTMOutput,
+          model: CanonicalLSTM | None) -> Side:
+    """SRC (model None) or OUT run by `backend`'s framework from its file, compared with `expected`."""
+    b = backends.get(backend)
+    if b.reference:
+        return Side(label, "a canonical file", skipped="the oracle is its own framework (its run is `expected`)")
+    runner = RUNNERS.get(family(backend))
+    if runner is None:
+        if model is None:
+            return Side(label, backend, skipped=f"no loader of {backend}'s own is wired here: SRC is seen through "
+                                                "the harness's reading only")
+        return _through_backend(label, backend, model, xs, dtype, expected)
+    what, run = runner
+    side = Side(label, f"{what} ({backend})")
+    missing = b.installed()
+    if missing:
+        side.skipped = f"not installed: {missing}"
+        return side
+    try:
+        with _quiet():
+            actual, how = run(source, spec, xs, dtype, backend)
+    except ImportError as exc:
+        side.skipped = f"not installed: {type(exc).__name__}: {exc}"
+        return side
+    except Exception as exc:  # the framework refused the file or failed: the check fails, saying how
+        side.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        return side
+    if how:
+        side.what += f"; {how}"
+    side.comparison = compare(spec, actual, expected, tolerance_for(dtype))
+    return side
+
+
+def _through_backend(label: str, backend: str, model: CanonicalLSTM, xs, dtype: str, expected) -> Side:
+    b = backends.get(backend)
+    side = Side(label, f"{backend} running OUT's weights as read back here (no loader of its own wired here)")
+    reason = b.installed() or b.supports(model.spec, dtype, "cpu")
+    if reason:
+        side.skipped = reason
+        return side
+    try:
+        with _quiet():
+            actual = b.run(b.prepare(model, dtype, "cpu"), *(a.astype(dtype) for a in xs))
+    except Exception as exc:
+        side.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        return side
+    side.comparison = compare(model.spec, actual, expected, tolerance_for(dtype))
+    return side
+
+
+@contextlib.contextmanager
+def _quiet():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+# Each framework, from its own file --------------------------------------------------------------------
+def _torch(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
+    import torch
+
+    from .backends._names import group_by_prefix, pick
+
+    local = pick(group_by_prefix(source.native, _TORCH_LOCAL), source.select, "torch.nn.LSTM")
+    state = {k: torch.as_tensor(np.asarray(v)) for k, v in local.items()}
+    tdtype = getattr(torch, dtype)
+    lstm = torch.nn.LSTM(spec.input_size, spec.hidden_size, num_layers=spec.num_layers, bias=spec.bias != "none",
+                         bidirectional=spec.bidirectional, proj_size=spec.proj_size, dtype=tdtype)
+    lstm.load_state_dict({k: v.to(tdtype) for k, v in state.items()}, strict=True)
+    x, h0, c0 = (torch.as_tensor(a, dtype=tdtype) for a in xs)
+    with torch.inference_mode():
+        y, (h_n, c_n) = lstm(x, (h0, c0))
+    return LSTMOutput.of(y.numpy(), h_n.numpy(), c_n.numpy()), ""
+
+
+def _keras(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
+    import keras
+
+    how = ""
+    layers = None
+    if source.run.get("loader") == "load_model":
+        try:
+            model = keras.saving.load_model(str(source.path), safe_mode=True, compile=False)
+        except Exception as exc:  # e.g. safe_mode refusing a Lambda layer's code
+            how = (f"keras.saving.load_model(safe_mode=True) refused it ({type(exc).__name__}: "
+                   f"{str(exc).splitlines()[0][:160]}), so set_weights of its arrays instead")
+        else:
+            found = {layer.name: layer for layer in _all_layers(model)}
+            layers = [_rebuild(keras, found[name], spec.layer_input_size(k))
+                      for k, name in enumerate(source.run["layers"])]
+            how = "the LSTM layers of keras.saving.load_model(safe_mode=True), as Keras loaded them"
+    if layers is None:
+        native = source.native
+        if not isinstance(native, list):  # variable paths: the import's own grouping
+            from .backends.keras import KerasBackend
+
+            native = KerasBackend._lists_from_paths(native, spec, source.select)
+        layers = []
+        for k, weights in enumerate(native):
+            cell = dict(units=spec.hidden_size, return_sequences=True, return_state=True, use_bias=spec.bias != "none",
+                        dtype=dtype)
+            layer = (keras.layers.Bidirectional(keras.layers.LSTM(**cell), merge_mode="concat", dtype=dtype)
+                     if spec.bidirectional else keras.layers.LSTM(**cell))
+            layer.build((None, None, spec.layer_input_size(k)))
+            layer.set_weights([np.asarray(w) for w in weights])
+            layers.append(layer)
+        how = how or "set_weights of the file's arrays into keras.layers.LSTM / Bidirectional"
+    D = spec.num_directions
+    x, h0, c0 = (np.asarray(a, dtype=dtype) for a in xs)
+    seq, hs, cs = x.transpose(1, 0, 2), [], []
+    for k, layer in enumerate(layers):
+        outs = layer(seq, initial_state=[s[k * D + d] for d in range(D) for s in (h0, c0)])
+        seq = outs[0]
+        for d in range(D):  # LSTM -> [y, h, c]; Bidirectional -> [y, fh, fc, bh, bc]
+            hs.append(keras.ops.convert_to_numpy(outs[1 + 2 * d]))
+            cs.append(keras.ops.convert_to_numpy(outs[2 + 2 * d]))
+    y = keras.ops.convert_to_numpy(seq).transpose(1, 0, 2)
+    return LSTMOutput(y, np.stack(hs), np.stack(cs)), how
+
+
+def _all_layers(model):
+    out = []
+    for layer in getattr(model, "layers", []):
+        out.append(layer)
+        if hasattr(layer, "layers") and not hasattr(layer, "forward_layer"):
+            out += _all_layers(layer)
+    return out
+
+
+def _rebuild(keras, layer, input_size: int):
+    """A loaded layer again with return_sequences and return_state on (and no state kept between calls), with
+    the weights Keras loaded into it."""
+    config = layer.get_config()
+    switches = dict(return_sequences=True, return_state=True, stateful=False)
+    if isinstance(layer, keras.layers.Bidirectional):
+        for key in ("layer", "backward_layer"):
+            if config.get(key):
+                config[key]["config"].update(switches)
+        config["merge_mode"] = config.get("merge_mode") or "concat"
+    else:
+        config.update(switches)
+    fresh = type(layer).from_config(config)
+    fresh.build((None, None, input_size))
+    fresh.set_weights(layer.get_weights())
+    return fresh
+
+
+def _flax(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
+    from .backends import _flax_trees, _jax
+    from .backends._names import group_by_prefix
+    from .readers.flax_msgpack import style
+
+    s = style(family(backend))
+    groups = group_by_prefix(_jax.flatten(source.native, "SRC"), s.local_pattern())
+    prefix = next(p for p in groups if source.select is None or source.select in (p, p.rstrip("/")))
+    tree: dict = {}
+    for path, value in groups[prefix].items():  # the LSTM's own subtree, nested again
+        *parents, leaf = path.split("/")
+        node = tree
+        for key in parents:
+            node = node.setdefault(int(key) if s is _flax_trees.NNX and key.isdigit() else key, {})
+        node[leaf] = np.asarray(value)
+    if s is _flax_trees.LINEN:
+        runner, weights = backends.get("flax"), {"params": tree}
+        how = "flax.linen modules applied to the tree"
+    else:
+        from flax import nnx
+
+        from .backends.flax_nnx import build_model
+
+        fused = any(p.startswith("dense_") or "/dense_" in p for p in groups[prefix])
+        cell = _flax_trees.FUSED if fused else _flax_trees.PER_GATE
+        runner, weights = type(backends.get("flax-nnx"))(cell), tree
+        structure = runner.program_structure(spec)
+        wanted = set(_jax.flatten(nnx.state(build_model(structure, cell, False, dtype), nnx.Param), "nnx"))
+        given = set(_jax.flatten(tree, "SRC"))
+        if wanted != given:  # nnx.update would leave the rest at their random initial values, silently
+            raise ValueError(f"the tree does not fill the nnx model: missing {sorted(wanted - given)[:4]}, "
+                             f"unexpected {sorted(given - wanted)[:4]}")
+        how = f"nnx.update of a flax.nnx model of {cell}s with every parameter of the tree"
+    forward = runner.build_forward(runner.program_structure(spec), False, dtype)
+    with _jax.dtype_scope(dtype):
+        args = _jax.put((weights, *xs), dtype, "cpu")
+        y, h_n, c_n = forward(*args)
+    return LSTMOutput.of(y, h_n, c_n), how
+
+
+def _onnx(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
+    import onnx
+    import onnxruntime as ort
+
+    from .backends import onnx as ox
+
+    model = onnx.ModelProto()
+    model.CopyFrom(ox._load(source.native))
+    graph = ox._Graph(model)
+    nodes = ox._stack(graph, spec, source.select)
+    g = model.graph
+    D, H = spec.num_directions, spec.hidden_size
+    x, h0, c0 = (np.asarray(a, dtype=np.float32) for a in xs)
+    feeds, outputs = {"__check_x": x}, []
+    for node in nodes:
+        layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
+        if layout:
+            raise ValueError(f"LSTM node {node.name!r} is batch-major (layout=1), which onnxruntime does not run")
+    nodes[0].input[0] = "__check_x"
+    for k, node in enumerate(nodes):
+        while len(node.input) < 7:
+            node.input.append("")
+        while len(node.output) < 3:
+            node.output.append("")
+        for slot, name, value in ((5, f"__check_h0_{k}", h0), (6, f"__check_c0_{k}", c0)):
+            node.input[slot] = name
+            feeds[name] = value[k * D:(k + 1) * D]
+        for slot in range(3):
+            if not node.output[slot]:
+                node.output[slot] = f"__check_out{slot}_{k}"
+        outputs += [node.output[1], node.output[2]]
+    wanted = [nodes[-1].output[0], *outputs]
+    keep = _needed(g, wanted, set(feeds))
+    kept_nodes = [n for n in g.node if id(n) in keep]
+    del g.node[:]
+    g.node.extend(kept_nodes)
+    del g.input[:]
+    g.input.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, list(value.shape))
+                   for name, value in feeds.items())
+    del g.output[:]
+    g.output.extend(onnx.ValueInfoProto(name=name) for name in wanted)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    Y, *states = session.run(wanted, feeds)
+    T, B = x.shape[:2]
+    y = np.asarray(Y).transpose(0, 2, 1, 3).reshape(T, B, D * H)
+    h_n = np.concatenate([states[2 * k] for k in range(len(nodes))])
+    c_n = np.concatenate([states[2 * k + 1] for k in range(len(nodes))])
+    return LSTMOutput(y, h_n, c_n), "the original graph's LSTM nodes, fed from the first node's X on"
+
+
+def _needed(graph, outputs: list[str], fed: set[str]) -> set[int]:
+    """The nodes that compute `outputs` from initializers and the tensors `fed` (which cut the graph)."""
+    producer = {o: n for n in graph.node for o in n.output if o}
+    inputs = {i.name for i in graph.input} - {t.name for t in graph.initializer}
+    keep, todo = set(), list(outputs)
+    while todo:
+        name = todo.pop()
+        if name in inputs and name not in fed:
+            raise ValueError(f"the LSTM nodes' part of the graph reads the graph input {name!r} beyond the first "
+                             "node's X and the states: it cannot be run on its own")
+        if name in fed or name not in producer:
+            continue
+        node = producer[name]
+        if id(node) not in keep:
+            keep.add(id(node))
+            todo += [i for i in node.input if i]
+    return keep
+
+
+RUNNERS: dict[str, tuple[str, Callable]] = {
+    "torch": ("torch.nn.LSTM.load_state_dict(strict=True) of the file's tensors", _torch),
+    "keras": ("keras.layers.LSTM", _keras),
+    "flax": ("flax.linen RNN / Bidirectional over the restored tree", _flax),
+    "flax-nnx": ("flax.nnx RNN / Bidirectional over the restored tree", _flax),
+    "onnx": ("onnxruntime on the file's graph", _onnx),
+}
