@@ -96,10 +96,10 @@ def _refusal(path: Path, exc: Exception, what: str) -> str:
         return (f"{what}: {path.name} holds Python objects beside tensors (it needs {found.group(1)}), which "
                 "torch's weights-only loader refuses, so nothing in it ran. Fix: " + _SAVE_STATE_DICT)
     if "weights_only" in text or "Weights only load failed" in text:
-        first = next((line.strip() for line in text.splitlines() if "WeightsUnpickler error" in line), "")
-        return (f"{what}: {path.name} is refused by torch's weights-only loader"
-                f"{': ' + first.split('error:', 1)[-1].strip() if first else ''}; nothing in it ran. Fix: "
-                + _SAVE_STATE_DICT)
+        first = next((line.split("error:", 1)[-1].strip() for line in text.splitlines()
+                      if "WeightsUnpickler error" in line), "")
+        return (f"{what}: {path.name} is refused by torch's weights-only loader ({first or 'not a torch.save file it can read'})"
+                "; nothing in it ran. Fix: " + _SAVE_STATE_DICT)
     return f"{what}: {path} could not be read as a torch.save file: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
