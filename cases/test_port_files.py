@@ -292,6 +292,78 @@ def test_keras_legacy_h5_and_weights_h5_hold_the_same_lstm(keras_files, from_arc
     assert "holds no Keras config" in capsys.readouterr().out
 
 
+def _keras2_h5(path: Path, model, recurrent_activation: str) -> Path:
+    """The Sequential model as tf.keras 2.x's model.save('m.h5') lays it out: a Keras 2 model_config, byte-string
+    attributes and 'lstm/lstm_cell/kernel:0' weight names (written with h5py: no Keras 2 in this environment)."""
+    import h5py
+
+    layers = [{"class_name": "InputLayer", "config": {"batch_input_shape": [None, None, 5], "name": "input_1"}}]
+    for layer in model.layers:
+        config = {"name": layer.name}
+        if layer.__class__.__name__ == "LSTM":
+            config.update(units=layer.units, activation="tanh", recurrent_activation=recurrent_activation,
+                          use_bias=True, return_sequences=layer.return_sequences, go_backwards=False,
+                          stateful=False, time_major=False, unit_forget_bias=True, implementation=2)
+        layers.append({"class_name": layer.__class__.__name__, "config": config})
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"], f.attrs["backend"] = b"2.4.0", b"tensorflow"
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"name": "sequential",
+                                                                                      "layers": layers}}).encode()
+        weights = f.create_group("model_weights")
+        weights.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
+        for layer in model.layers:
+            group = weights.create_group(layer.name)
+            kinds = ["kernel", "recurrent_kernel", "bias"] if layer.weights and len(layer.weights) == 3 else \
+                ["kernel", "bias"][: len(layer.weights)]
+            scope = "lstm_cell/" if len(kinds) == 3 else ""
+            names = [f"{layer.name}/{scope}{kind}:0" for kind in kinds]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            for name, value in zip(names, layer.get_weights()):
+                group.create_dataset(name, data=value)
+    return path
+
+
+def test_keras2_legacy_h5_layout(keras_files, from_archives, tmp_path, capsys):
+    _same_out(tmp_path, from_archives / "seq.safetensors",
+              _keras2_h5(tmp_path / "keras2.h5", keras_files["seq"], "sigmoid"), "--from", "keras")
+    old = _keras2_h5(tmp_path / "old.h5", keras_files["seq"], "hard_sigmoid")  # Keras 2.0-2.2's default
+    assert convert(old, "--from", "keras", "--to", "torch", "-o", tmp_path / "t.safetensors") == UNSUPPORTED
+    assert "recurrent_activation='hard_sigmoid'" in capsys.readouterr().err
+
+
+def test_tf1_savedmodel_variables(tmp_path, capsys):
+    """A SavedModel written by TF1 code (simple_save of a session around dynamic_rnn over LSTMCell): its variables
+    are a TF1 checkpoint; the converted torch.nn.LSTM agrees with what the TF1 graph computed."""
+    _needs("tf1", "torch")
+    import importlib
+
+    import tensorflow as tf
+    import torch
+    from safetensors.torch import load_file
+
+    from harness.backends.tf1 import LEGACY_CELLS, _quiet
+
+    cells = importlib.import_module(LEGACY_CELLS)
+    x = x_of().transpose(1, 0, 2)  # [T, B, in]
+    with _quiet(), tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        inputs = tf.compat.v1.placeholder(tf.float32, [None, None, 5])
+        y, _ = tf.compat.v1.nn.dynamic_rnn(cells.LSTMCell(7, forget_bias=1.0), inputs, dtype=tf.float32,
+                                           time_major=True)
+        session.run(tf.compat.v1.global_variables_initializer())
+        expected = session.run(y, {inputs: x})
+        tf.compat.v1.saved_model.simple_save(session, str(tmp_path / "saved"), {"x": inputs}, {"y": y})
+    assert convert(tmp_path / "saved", "--from", "tf1", "--to", "torch", "-o", tmp_path / "t.safetensors") == USAGE
+    assert "--forget-bias, --cell-clip, --proj-clip" in capsys.readouterr().err
+    assert convert(tmp_path / "saved", "--from", "tf1", "--forget-bias", "1", "--cell-clip", "none", "--proj-clip",
+                   "none", "--to", "torch", "-o", tmp_path / "t.safetensors") == OK
+    assert "(SavedModel's variables)" in capsys.readouterr().out
+    lstm = torch.nn.LSTM(5, 7)
+    lstm.load_state_dict(load_file(str(tmp_path / "t.safetensors")), strict=True)
+    with torch.inference_mode():
+        actual = lstm(torch.from_numpy(x))[0].numpy()
+    np.testing.assert_allclose(actual, expected, rtol=TOL.rtol, atol=TOL.atol)
+
+
 def test_keras_model_reloaded_with_load_model(keras_files, from_archives, tmp_path, capsys):
     """{v.path: v.numpy()} of a reloaded model: the Bidirectional halves lost their scope, and still pair up."""
     from harness.backends.keras import layers_from_paths
@@ -510,3 +582,14 @@ def test_check_inputs_and_a_missing_framework(torch_lstm, tmp_path, capsys, monk
     assert "x [6, 3, 5] (from x.npy, zero h0 and c0)" in out
     assert "[2] OUT: keras.layers.LSTM (keras) -- skipped: not installed: keras is not installed (test)" in out
     assert "check: agree: SRC, oracle(OUT) compared; skipped: OUT" in out
+
+
+def test_keras_arrays_say_their_bias_kind(tmp_path, capsys):
+    """get_weights() lists need no --spec, and no "bias": "single" spelled out: two arrays per layer is use_bias=False."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "nobias.npz", **{"layer0.0": rng.normal(size=(5, 28)), "layer0.1": rng.normal(size=(7, 28))})
+    np.savez(tmp_path / "bias.npz", **{"layer0.0": rng.normal(size=(5, 28)), "layer0.1": rng.normal(size=(7, 28)),
+                                       "layer0.2": rng.normal(size=28)})
+    for name, kind in (("nobias", "none"), ("bias", "single")):
+        assert convert(tmp_path / f"{name}.npz", "--from", "keras", "--to", "numpy", "-o", tmp_path / "c.npz") == OK
+        assert f'"bias": "{kind}"' in capsys.readouterr().out
