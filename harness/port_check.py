@@ -34,7 +34,7 @@ from .canonical import CanonicalLSTM
 from .compare import Comparison, compare, output_paths, tolerance_for
 from .inputs import check_inputs
 from .outputs import LSTMOutput
-from .readers import Source, family
+from .readers import Source, family, pick
 from .spec import LSTMSpec
 
 STEPS, BATCH, SEED = 6, 3, 0  # a misread weight shows from the first step; --inputs for the user's own data
@@ -314,9 +314,8 @@ def _flax(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
 
     s = style(family(backend))
     groups = group_by_prefix(_jax.flatten(source.native, "SRC"), s.local_pattern())
-    prefix = next(p for p in groups if source.select is None or source.select in (p, p.rstrip("/")))
     tree: dict = {}
-    for path, value in groups[prefix].items():  # the LSTM's own subtree, nested again
+    for path, value in pick(groups, source.select, "SRC", s.framework)[1].items():  # its own subtree, nested again
         *parents, leaf = path.split("/")
         node = tree
         for key in parents:
@@ -330,13 +329,12 @@ def _flax(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
 
         from .backends.flax_nnx import build_model
 
-        fused = any(p.startswith("dense_") or "/dense_" in p for p in groups[prefix])
-        cell = _flax_trees.FUSED if fused else _flax_trees.PER_GATE
+        given = set(_jax.flatten(tree, "SRC"))
+        cell = _flax_trees.FUSED if any("dense_i/" in p for p in given) else _flax_trees.PER_GATE
         runner, weights = type(backends.get("flax-nnx"))(cell), tree
         structure = runner.program_structure(spec)
         shape = nnx.eval_shape(lambda: build_model(structure, cell, False, dtype))  # its tree, no init computed
         wanted = set(_jax.flatten(nnx.state(shape, nnx.Param), "nnx"))
-        given = set(_jax.flatten(tree, "SRC"))
         if wanted != given:  # nnx.update would leave the rest at their random initial values, silently
             raise ValueError(f"the tree does not fill the nnx model: missing {sorted(wanted - given)[:4]}, "
                              f"unexpected {sorted(given - wanted)[:4]}")

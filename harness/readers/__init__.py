@@ -153,6 +153,21 @@ def resolve(backend: str, source: Source, given: dict[str, Any], options: dict[s
         raise SpecError(f"--spec: {exc}") from exc
 
 
+def pick(groups: dict[str, dict], select, what: str, kind: str) -> tuple[str, dict]:
+    """The (prefix, parameters) of the one LSTM `select` names among `groups` (group_by_prefix's), or the only one;
+    the error names --select and the prefixes to choose from."""
+    if select is None:
+        if len(groups) > 1:
+            first = sorted(groups)[0].rstrip("./") or "''"
+            raise ValueError(f"{what} holds {len(groups)} {kind} LSTMs, under prefixes {sorted(groups)}: name one "
+                             f"with --select (e.g. --select {first})")
+        return next(iter(groups.items()))
+    for prefix, group in groups.items():
+        if select in (prefix, prefix.rstrip("./")):
+            return prefix, group
+    raise ValueError(f"--select {select}: matches none of the {kind} LSTMs, under prefixes {sorted(groups)}")
+
+
 def _same(a, b) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return a is not None and b is not None and float(a) == float(b)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Source
+from . import Source, pick
 
 SUFFIXES = (".msgpack",)
 
@@ -77,16 +77,7 @@ def spec_fields(family: str, native, select, what: str = "SRC"):
         other = "flax-nnx" if family == "flax" else "flax"
         raise ValueError(f"{what}: no {s.framework} LSTM cell parameters (.../cell/ii/kernel, ...) in the tree "
                          f"(a {other} tree? then --from {other})")
-    if select is None and len(groups) > 1:
-        raise ValueError(f"{what} holds {len(groups)} {s.framework} LSTMs, under {sorted(groups)}: name one with "
-                         f"--select (e.g. --select {sorted(groups)[0].rstrip('/')})")
-    if select is None:
-        prefix, group = next(iter(groups.items()))
-    else:
-        match = [p for p in groups if select in (p, p.rstrip("/"))]
-        if not match:
-            raise ValueError(f"--select {select}: matches none of the {s.framework} LSTMs under {sorted(groups)}")
-        prefix, group = match[0], groups[match[0]]
+    prefix, group = pick(groups, select, what, s.framework)
     rx = re.compile(s.local_pattern())
     units = {}
     for local, value in group.items():

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Source
+from . import Source, pick
 
 SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 MIN_TORCH = (2, 6)
@@ -125,16 +125,7 @@ def spec_fields(native, select, what: str = "SRC"):
     if not groups:
         raise ValueError(f"{what}: no torch.nn.LSTM parameters (weight_ih_l0, weight_hh_l0, ...) among "
                          f"{_some(native)}")
-    if select is None and len(groups) > 1:
-        raise ValueError(f"{what} holds {len(groups)} torch.nn.LSTM, under prefixes {sorted(groups)}: name one "
-                         f"with --select (e.g. --select {sorted(groups)[0].rstrip('.') or repr('')})")
-    if select is None:
-        prefix, params = next(iter(groups.items()))
-    else:
-        match = [p for p in groups if select in (p, p.rstrip("./"))]
-        if not match:
-            raise ValueError(f"--select {select}: matches none of the torch.nn.LSTM prefixes {sorted(groups)}")
-        prefix, params = match[0], groups[match[0]]
+    prefix, params = pick(groups, select, what, "torch.nn.LSTM")
     rx = re.compile(_LOCAL)
     units = {(int(m["layer"]), bool(m["rev"])) for m in map(rx.fullmatch, params)}
     layers = sorted({k for k, _ in units})
