@@ -40,7 +40,8 @@ def add_parser(sub) -> None:
     names = ", ".join(backends.names())
     p = sub.add_parser("convert", help="convert an LSTM's parameter file from one framework to another",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="file forms per backend:\n" + files.__doc__.split("\n\n")[2])
+                       epilog="file forms per backend:\n" + files.__doc__.split("\n\n")[2]
+                       + "\n\nwhat else SRC may be (harness/readers):\n" + readers.__doc__.split("\n\n")[1])
     p.add_argument("src", metavar="SRC", help="the parameter file (a TF checkpoint: its prefix, .index or folder)")
     p.add_argument("--from", dest="source", required=True, metavar="BACKEND", help=f"SRC's backend: {names}")
     p.add_argument("--to", dest="target", required=True, metavar="BACKEND", help="the backend to write")
