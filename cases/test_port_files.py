@@ -8,7 +8,6 @@ every format that could carry one, and the file must still not exist after readi
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
 import zipfile

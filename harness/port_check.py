@@ -23,9 +23,9 @@ or .npz with x and optionally h0, c0), rounded to float32 unless every side is f
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

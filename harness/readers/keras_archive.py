@@ -266,7 +266,6 @@ def _inner(cfg: dict) -> tuple[dict, dict | None]:
 def _take(layers: list[KerasLayer], select, source: Source, what: str) -> list[list]:
     chain = _chain(layers, select, what)
     source.run["chosen"] = chain
-    source.run["configs"] = [(layer.class_name, layer.config) for layer in chain]
     bias = None
     for k, layer in enumerate(chain):
         if layer.config is not None:

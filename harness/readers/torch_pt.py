@@ -139,7 +139,9 @@ def spec_fields(native, select, what: str = "SRC"):
               "proj_size": 0 if hr is None else int(np.shape(hr)[0]),
               "bias": "double" if "bias_ih_l0" in params else "none",
               "peephole": False, "forget_bias": 0.0, "cell_clip": None, "proj_clip": None}
-    name = lambda key: f"{prefix}{key}"  # noqa: E731  the user's own key
+    def name(key: str) -> str:  # the user's own key
+        return f"{prefix}{key}"
+
     evidence = {"input_size": f"{name('weight_ih_l0')} is {list(ih)}", "hidden_size": f"{name('weight_ih_l0')} is {list(ih)}",
                 "num_layers": f"layers l0..l{len(layers) - 1} under {prefix!r}",
                 "bidirectional": f"{'' if bidirectional else 'no '}*_reverse parameters under {prefix!r}",
