@@ -592,3 +592,20 @@ def test_keras_arrays_say_their_bias_kind(tmp_path, capsys):
     for name, kind in (("nobias", "none"), ("bias", "single")):
         assert convert(tmp_path / f"{name}.npz", "--from", "keras", "--to", "numpy", "-o", tmp_path / "c.npz") == OK
         assert f'"bias": "{kind}"' in capsys.readouterr().out
+
+
+def test_onnx_clip_is_read_as_the_gate_clip(tmp_path, capsys):
+    _needs("onnx")
+    from harness import CanonicalLSTM
+
+    spec = LSTMSpec(input_size=5, hidden_size=7, gate_clip=0.5)
+    CanonicalLSTM.random(spec, seed=4).save(tmp_path / "c.npz")
+    assert convert(tmp_path / "c.npz", "--from", "numpy", "--to", "onnx", "-o", tmp_path / "m.onnx") == OK
+    capsys.readouterr()
+    assert convert(tmp_path / "m.onnx", "--from", "onnx", "--to", "numpy", "-o", tmp_path / "back.npz", "--check") == OK
+    out = capsys.readouterr().out
+    assert '"gate_clip": 0.5' in out
+    assert_agrees(out, sides=("SRC",))
+    assert convert(tmp_path / "m.onnx", "--from", "onnx", "--spec", '{"gate_clip": 0.25}', "--to", "numpy",
+                   "-o", tmp_path / "back.npz") == USAGE
+    assert "gate_clip=0.25, but SRC holds gate_clip=0.5 (LSTM node 'lstm_0' clip=0.5)" in capsys.readouterr().err

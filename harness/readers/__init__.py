@@ -169,6 +169,9 @@ def pick(groups: dict[str, dict], select, what: str, kind: str) -> tuple[str, di
 
 
 def _same(a, b) -> bool:
+    """Equal; a float also when equal in float32 (files hold float32: an ONNX clip of 0.1 is 0.1 rounded)."""
     if isinstance(a, float) or isinstance(b, float):
-        return a is not None and b is not None and float(a) == float(b)
+        import numpy as np
+
+        return a is not None and b is not None and (float(a) == float(b) or np.float32(a) == np.float32(b))
     return a == b

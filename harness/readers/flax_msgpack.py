@@ -94,7 +94,7 @@ def spec_fields(family: str, native, select, what: str = "SRC"):
     directions = {d for _, d in units}
     fields = {"input_size": int(n_in), "hidden_size": int(H), "num_layers": len(layers),
               "bidirectional": directions == {"forward", "backward"}, "bias": "single", "proj_size": 0,
-              "peephole": False, "forget_bias": 0.0, "cell_clip": None, "proj_clip": None}
+              "peephole": False, "forget_bias": 0.0, "cell_clip": None, "proj_clip": None, "gate_clip": None}
     path = f"{prefix}{s.layer_path.format(k=0) + '/' if layers[0] is not None else ''}" \
            f"{'forward_rnn/' if fields['bidirectional'] else ''}cell/{where}"
     evidence = {"input_size": f"{path} is {list(first[where])}", "hidden_size": f"{path} is {list(first[where])}",
@@ -102,6 +102,6 @@ def spec_fields(family: str, native, select, what: str = "SRC"):
                 "bidirectional": f"{'forward_rnn and backward_rnn' if fields['bidirectional'] else 'no backward_rnn'} "
                                  f"under {prefix!r}",
                 "bias": "a Flax LSTM cell has one bias, on the hidden side"}
-    for feature in ("proj_size", "peephole", "forget_bias", "cell_clip", "proj_clip"):
+    for feature in ("proj_size", "peephole", "forget_bias", "cell_clip", "proj_clip", "gate_clip"):
         evidence[feature] = f"a {s.framework} LSTM cell has none"
     return fields, evidence

@@ -298,13 +298,13 @@ def _take(layers: list[KerasLayer], select, source: Source, what: str) -> list[l
     names = ", ".join(repr(x.name) for x in chain)
     source.fields = {"input_size": int(np.shape(first.weights[0])[0]), "hidden_size": int(H),
                      "num_layers": len(chain), "bidirectional": D == 2, "bias": "single" if bias else "none",
-                     "proj_size": 0, "peephole": False, "forget_bias": 0.0, "cell_clip": None, "proj_clip": None}
+                     "proj_size": 0, "peephole": False, "forget_bias": 0.0, "cell_clip": None, "proj_clip": None, "gate_clip": None}
     source.evidence = {"input_size": f"layer {first.name!r} kernel is {list(np.shape(first.weights[0]))}",
                        "hidden_size": f"layer {first.name!r} recurrent_kernel is {list(np.shape(first.weights[1]))}",
                        "num_layers": f"the stacked layers {names}",
                        "bidirectional": f"layer {first.name!r} is {'a Bidirectional' if D == 2 else 'an LSTM'}",
                        "bias": f"{'a' if bias else 'no'} bias in layer {first.name!r} (Keras has one)"}
-    for feature in ("proj_size", "peephole", "forget_bias", "cell_clip", "proj_clip"):
+    for feature in ("proj_size", "peephole", "forget_bias", "cell_clip", "proj_clip", "gate_clip"):
         source.evidence[feature] = "keras.layers.LSTM has none"
     return [layer.weights for layer in chain]
 

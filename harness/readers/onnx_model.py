@@ -1,6 +1,6 @@
 """The spec an ONNX model's LSTM nodes determine: the stack of chained LSTM nodes (harness.backends.onnx finds
-it), hidden_size and direction from the attributes, input size from W, a bias kind from B (ONNX holds two:
-"double"), peepholes from P. ONNX LSTM nodes have no projection, forget_bias or cell clip."""
+it), hidden_size, direction and clip (the gate_clip) from the attributes, input size from W, a bias kind from B
+(ONNX holds two: "double"), peepholes from P. ONNX LSTM nodes have no projection, forget_bias or cell clip."""
 
 from __future__ import annotations
 
@@ -49,13 +49,14 @@ def spec_fields(native, select, what: str = "SRC"):
     bidirectional = first.direction == "bidirectional"
     fields = {"input_size": int(W[2]), "hidden_size": int(H), "num_layers": L, "bidirectional": bidirectional,
               "bias": "double" if "B" in first.tensors else "none", "peephole": "P" in first.tensors,
-              "proj_size": 0, "forget_bias": 0.0, "cell_clip": None, "proj_clip": None}
+              "proj_size": 0, "forget_bias": 0.0, "cell_clip": None, "proj_clip": None, "gate_clip": first.clip}
     evidence = {"input_size": f"LSTM node {first.name!r} W is {list(W)}",
                 "hidden_size": f"LSTM node {first.name!r} hidden_size",
                 "num_layers": f"{L} chained LSTM node(s) from {first.name!r}",
                 "bidirectional": f"LSTM node {first.name!r} direction={first.direction!r}",
                 "bias": f"LSTM node {first.name!r} {'has' if 'B' in first.tensors else 'has no'} B",
                 "peephole": f"LSTM node {first.name!r} {'has' if 'P' in first.tensors else 'has no'} P"}
+    evidence["gate_clip"] = f"LSTM node {first.name!r} " + ("has no clip" if first.clip is None else f"clip={first.clip:g}")
     for feature in ("proj_size", "forget_bias", "cell_clip", "proj_clip"):
         evidence[feature] = "the ONNX LSTM operator has none"
     return fields, evidence

@@ -138,7 +138,7 @@ def spec_fields(native, select, what: str = "SRC"):
     fields = {"input_size": ih[1], "hidden_size": hidden, "num_layers": len(layers), "bidirectional": bidirectional,
               "proj_size": 0 if hr is None else int(np.shape(hr)[0]),
               "bias": "double" if "bias_ih_l0" in params else "none",
-              "peephole": False, "forget_bias": 0.0, "cell_clip": None, "proj_clip": None}
+              "peephole": False, "forget_bias": 0.0, "cell_clip": None, "proj_clip": None, "gate_clip": None}
     def name(key: str) -> str:  # the user's own key
         return f"{prefix}{key}"
 
@@ -148,7 +148,7 @@ def spec_fields(native, select, what: str = "SRC"):
                 "proj_size": (f"{name('weight_hr_l0')} is {list(np.shape(hr))}" if hr is not None
                               else f"no weight_hr_l0 under {prefix!r}"),
                 "bias": f"{'' if fields['bias'] == 'double' else 'no '}bias_ih_l0/bias_hh_l0 under {prefix!r}"}
-    for feature in ("peephole", "forget_bias", "cell_clip", "proj_clip"):
+    for feature in ("peephole", "forget_bias", "cell_clip", "proj_clip", "gate_clip"):
         evidence[feature] = "torch.nn.LSTM has none"
     if hh[1] != (fields["proj_size"] or hidden):
         raise ValueError(f"{what}: {name('weight_hh_l0')} is {list(hh)}, expected [{4 * hidden}, "
