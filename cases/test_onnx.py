@@ -7,6 +7,8 @@ what each runtime lacks is declared (and still true).
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import warnings
 
 import numpy as np
@@ -395,6 +397,49 @@ def test_import_of_bad_sources_names_them(tmp_path):
     empty = helper.make_model(helper.make_graph([], "empty", [], []))
     with pytest.raises(ValueError, match="no LSTM node"):
         ORT.import_(empty, SPEC_2BI)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """TimeoutError if the block runs longer than `seconds` (a hang is a failure, not a stuck test run)."""
+    def expire(*_):
+        raise TimeoutError(f"still running after {seconds} s: the graph walk does not end")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _cyclic(kind: str):
+    """A 2-layer model made malformed with onnx.helper: layer 1's own Y fed back into what it reads."""
+    spec = LSTMSpec(input_size=3, hidden_size=3, num_layers=2)
+    proto = ORT.export_model(CanonicalLSTM.random(spec))
+    second = _lstm_node(proto, 1)
+    if kind == "redefinition":  # an Identity re-defines the tensor layer 1 reads (the reported hang)
+        proto.graph.node.append(helper.make_node("Identity", ["lstm_1.Y"], [second.input[0]], name="again"))
+    else:  # layer 1 reads z = Identity(Identity(its own Y)): a cycle with every tensor defined once
+        second.input[0] = "z"
+        proto.graph.node.extend([helper.make_node("Identity", ["lstm_1.Y"], ["w"], name="loop_a"),
+                                 helper.make_node("Identity", ["w"], ["z"], name="loop_b")])
+    return proto, spec
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("redefinition", r"node 'again' \(Identity\) re-defines tensor 'lstm_0.out', already the output of node "
+                     r"<unnamed Reshape>"),
+    ("cycle", r"node 'lstm_1' \(LSTM\) reads its own output through a cycle \('lstm_1' \(LSTM\) -> 'loop_a' "
+              r"\(Identity\) -> 'loop_b' \(Identity\) -> 'lstm_1' \(LSTM\)\)"),
+])
+def test_a_cyclic_graph_is_a_named_error_not_a_hang(kind, message):
+    proto, spec = _cyclic(kind)
+    with _deadline(10), pytest.raises(ValueError, match=message):
+        ORT.import_(proto, spec)
+    with _deadline(10), pytest.raises(ValueError, match=message):
+        ORT.import_(proto.SerializeToString(), spec, select="lstm_0")  # select= walks the same chain
 
 
 @pytest.mark.parametrize("backend", [ORT, REF], ids=["onnx", "onnx-reference"])

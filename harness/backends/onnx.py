@@ -177,6 +177,10 @@ def _load(native) -> Any:
                     f"to an .onnx file or its bytes, got {type(native).__name__}")
 
 
+def _describe(node) -> str:
+    return f"{node.name!r} ({node.op_type})" if node.name else f"<unnamed {node.op_type}>"
+
+
 class _Graph:
     """The main graph of a model, indexed for finding LSTM stacks and constant values."""
 
@@ -186,12 +190,48 @@ class _Graph:
         self.nodes = list(g.node)
         self.inits = {t.name: t for t in g.initializer}
         self.inputs = {i.name for i in g.input} - set(self.inits)
-        self.producer = {o: n for n in self.nodes for o in n.output if o}
+        self.producer: dict[str, Any] = {}
+        for n in self.nodes:
+            for o in filter(None, n.output):  # "" is an output left out
+                if o in self.producer or o in self.inits or o in self.inputs:
+                    earlier = (f"the output of node {_describe(self.producer[o])}" if o in self.producer
+                               else "an initializer" if o in self.inits else "a graph input")
+                    raise ValueError(f"onnx import: node {_describe(n)} re-defines tensor {o!r}, already "
+                                     f"{earlier}: not a valid ONNX graph (every tensor has one definition)")
+                self.producer[o] = n
         self.consumers: dict[str, list] = defaultdict(list)
         for n in self.nodes:
             for i in n.input:
                 if i:
                     self.consumers[i].append(n)
+        self._refuse_cycles()
+
+    def _refuse_cycles(self) -> None:
+        """A node that (through others) reads its own output: a named error, so no walk below can loop."""
+        preds = {id(n): {id(self.producer[i]) for i in n.input if i in self.producer} for n in self.nodes}
+        by_id = {id(n): n for n in self.nodes}
+        waiting = {k: len(v) for k, v in preds.items()}
+        ready = [k for k, v in waiting.items() if not v]
+        succs: dict[int, list[int]] = defaultdict(list)
+        for k, ps in preds.items():
+            for p in ps:
+                succs[p].append(k)
+        while ready:  # Kahn's topological sort: whatever never becomes ready lies on or after a cycle
+            for s in succs[ready.pop()]:
+                waiting[s] -= 1
+                if not waiting[s]:
+                    ready.append(s)
+        stuck = {k for k, v in waiting.items() if v}
+        if not stuck:
+            return
+        seen, k = [], next(iter(stuck))
+        while k not in seen:  # step back through stuck predecessors until one repeats: that one is on the cycle
+            seen.append(k)
+            k = next(p for p in preds[k] if p in stuck)
+        cycle = [k, *reversed(seen[seen.index(k) + 1:]), k]  # in the direction the data flows
+        raise ValueError(f"onnx import: node {_describe(by_id[k])} reads its own output through a cycle "
+                         f"({' -> '.join(_describe(by_id[c]) for c in cycle)}): "
+                         "not a valid ONNX graph (nodes must form a DAG)")
 
     def value(self, name: str, what: str) -> np.ndarray:
         """The constant behind tensor `name`: an initializer, or a constant expression evaluated."""
@@ -234,8 +274,12 @@ class _Graph:
     def next_layer(self, node):
         """The one LSTM node whose X is this node's Y through reshaping ops only, else None."""
         found, todo = {}, [node.output[0]] if node.output and node.output[0] else []
+        seen = set()  # each tensor walked once (the graph is a DAG, see _refuse_cycles; this bounds the walk too)
         while todo:
             t = todo.pop()
+            if t in seen:
+                continue
+            seen.add(t)
             for c in self.consumers.get(t, []):
                 if c.input[0] != t:
                     continue
@@ -259,7 +303,11 @@ def _stack(graph: _Graph, spec: LSTMSpec, select: str | None) -> list:
     def chain(start, limit=None):
         out = [start]
         while nxt[id(out[-1])] is not None and (limit is None or len(out) < limit):
-            out.append(nxt[id(out[-1])])
+            following = nxt[id(out[-1])]
+            if any(following is n for n in out):  # unreachable after _refuse_cycles; a bound all the same
+                raise ValueError(f"onnx import: LSTM node {_describe(following)} follows itself in the stack "
+                                 f"{[n.name for n in out]}: the graph has a cycle")
+            out.append(following)
         return out
 
     L = spec.num_layers
