@@ -27,6 +27,7 @@ parameters when they are a (nested) mapping of arrays.
 from __future__ import annotations
 
 import contextlib
+import glob
 import re
 import zipfile
 from collections.abc import Mapping
@@ -137,6 +138,25 @@ def _form_of(backend: str, path: Path, what: str, reading: bool) -> str:
             return CHECKPOINT  # prefix.index and prefix.data-00000-of-00001 are written
     _refuse_pickle(path, what)
     raise ValueError(f"{what}: {backend} parameters are {' or '.join(allowed)} files; got {path.name!r}")
+
+
+def output_files(backend: str, path: str | Path, what: str = "-o") -> list[Path]:
+    """The files `write(backend, ..., path)` writes: a TF checkpoint prefix's two, else `path` itself."""
+    path = Path(path)
+    if output_form(backend, path, what) == CHECKPOINT:
+        return [Path(f"{path}.index"), Path(f"{path}.data-00000-of-00001")]
+    return [path]
+
+
+def source_files(path: str | Path) -> list[Path]:
+    """The files SRC names, found without reading any: the file, a TF checkpoint's .index and data shards (SRC
+    a prefix or its .index), or every file in a folder (a checkpoint folder, a SavedModel, an Orbax checkpoint).
+    For refusing an OUT that is SRC."""
+    path = Path(path)
+    if path.is_dir():
+        return [path, *path.rglob("*")]
+    prefix = path.with_suffix("") if path.suffix == ".index" else path
+    return [path, Path(f"{prefix}.index"), *prefix.parent.glob(f"{glob.escape(prefix.name)}.data-*")]
 
 
 # Reading -------------------------------------------------------------------------------------------
@@ -270,7 +290,7 @@ def write(backend: str, model: CanonicalLSTM, path: str | Path, dtype, what: str
     b = backends.get(backend)
     native = b.export(model, dtype=dtype)  # UnsupportedFeature for what the target cannot express
     contents = {k: (str(v.dtype), v.shape) for k, v in named_arrays(backend, native).items()}
-    files = [str(path)]
+    files = [str(p) for p in output_files(backend, path, what)]
     # Every form goes through harness.atomic: a write that fails part-way leaves an earlier OUT intact.
     if backend == "numpy":
         native.save(path)
@@ -278,7 +298,6 @@ def write(backend: str, model: CanonicalLSTM, path: str | Path, dtype, what: str
         from .backends import tf1
 
         tf1.save_checkpoint(native, path)
-        files = [f"{path}.index", f"{path}.data-00000-of-00001"]
     elif form == ".onnx":
         import onnx
 

@@ -23,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from .. import backends, files, readers
+from .. import atomic, backends, files, readers
 from ..backends import UnsupportedFeature
 from ..spec import LSTMSpec
 
@@ -67,7 +67,8 @@ def add_parser(sub) -> None:
 def cmd_convert(args) -> int:
     try:
         source, target = backends.get(args.source), backends.get(args.target)
-        files.output_form(target.name, args.out)
+        # OUT is never SRC (nor a file of a checkpoint or folder SRC): refused before anything is read or written.
+        atomic.refuse_same_file(files.source_files(args.src), files.output_files(target.name, args.out), "SRC", "-o")
         given, options = _given(args)
         needed = _needed_to_read(source.name, given)  # an .eqx is read against its cells' structure
         src = readers.read(source.name, args.src, _select(args), needed)
