@@ -63,3 +63,34 @@ def test_a_checkpoint_is_not_written_over_its_own_files(tmp_path, capsys, no_rea
     for src in (folder / "model.ckpt", index, folder):  # -o folder/model.ckpt names one of the folder's files
         _out_is_src(tmp_path, capsys, ["--from", "tf1", src, *cell, "--to", "tf1", "-o", folder / "model.ckpt"],
                     index, data)
+
+
+# Sizes are checked before anything of them is allocated -------------------------------------------------
+def test_an_eqx_file_is_checked_against_the_spec_before_the_spec_is_built(tmp_path, capsys, monkeypatch):
+    """A typo of hidden_size 20000 would build ~13 GB of random weights to compare the file with: the leaf
+    headers are compared with the spec first, so the error comes before CanonicalLSTM.random is called."""
+    if files.backends.get("equinox").installed():
+        pytest.skip(f"not installed: {files.backends.get('equinox').installed()}")
+    spec = SPEC.replace(bias="single")
+    eqx_file = tmp_path / "m.eqx"
+    files.write("equinox", CanonicalLSTM.random(spec), eqx_file, "float32")
+    typo = spec.replace(hidden_size=20000)
+
+    def random(*args, **kwargs):
+        raise AssertionError("built weights of the spec's size before checking the file")
+
+    monkeypatch.setattr(CanonicalLSTM, "random", random)
+    message = (r"SRC: .*m.eqx leaf 0, cells\[0\].weight_ih \(layer=0, direction=forward\): expected shape "
+               r"\(80000, 3\) for the 1 equinox.nn.LSTMCell of spec \(input_size=3, hidden_size=20000, "
+               r"single bias\), got \(16, 3\)")
+    with pytest.raises(ValueError, match=message):
+        files.read("equinox", eqx_file, typo)
+    spec_json = '{"input_size": 3, "hidden_size": 20000, "bias": "single"}'
+    assert convert("--from", "equinox", eqx_file, "--spec", spec_json, "--to", "numpy", "-o", tmp_path / "c.npz") == USAGE
+    assert "leaf 0, cells[0].weight_ih" in capsys.readouterr().err
+    # a file cut short says so, from the headers alone
+    (tmp_path / "cut.eqx").write_bytes(eqx_file.read_bytes()[:-8])
+    with pytest.raises(ValueError, match=r"cut.eqx is truncated: leaf 2 float32 \(16,\) needs"):
+        files.read("equinox", tmp_path / "cut.eqx", spec)
+    with pytest.raises(ValueError, match="holds 3 arrays; the 2 equinox.nn.LSTMCell of spec .* hold 6"):
+        files.read("equinox", eqx_file, spec.replace(bidirectional=True))

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import atomic, backends
 from .backends._jax import flatten  # imports no framework
-from .canonical import CanonicalLSTM
+from .canonical import CanonicalLSTM, expected_shapes, unit_name
 from .spec import LSTMSpec
 
 ARRAYS = (".safetensors", ".npz")
@@ -231,29 +231,61 @@ def _keras_lists(arrays: dict[str, np.ndarray], path: Path) -> list[list[np.ndar
     return layers
 
 
+def _equinox_leaves(fh, path: Path, what: str) -> list[tuple[tuple[int, ...], np.dtype]]:
+    """Every leaf's (shape, dtype) from its .npy header, read without reading (or allocating) any data."""
+    size = path.stat().st_size
+    leaves = []
+    while fh.tell() < size:
+        try:
+            version = np.lib.format.read_magic(fh)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = reader(fh)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {path} is not an equinox leaf file (leaf {len(leaves)}: {exc})") from exc
+        if dtype.hasobject:
+            raise ValueError(f"{what}: {path} leaf {len(leaves)} holds Python objects (dtype {dtype}): never unpickled")
+        end = fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if end > size:
+            raise ValueError(f"{what}: {path} is truncated: leaf {len(leaves)} {dtype} {shape} needs {end} bytes, "
+                             f"the file has {size}")
+        leaves.append((tuple(shape), dtype))
+        fh.seek(end)
+    return leaves
+
+
 def _read_equinox(path: Path, spec: LSTMSpec | None, what: str):
     import equinox as eqx
 
     if spec is None:
         raise ValueError(f"{what}: reading {path.name} needs --spec (an .eqx file holds arrays, not the cells' sizes)")
     n = len(spec.units())
+    # What the spec's cells hold, leaf by leaf (weight_ih, weight_hh, bias per cell), checked against the file's
+    # headers before anything of the spec's size is built: a typo of hidden_size 20000 is an error, not 13 GB.
+    wanted = []
+    for i, (k, d) in enumerate(spec.units()):
+        shapes = expected_shapes(spec, k)
+        fields = [("weight_ih", "W_ih"), ("weight_hh", "W_hh")] + ([("bias", "b_ih")] if spec.bias != "none" else [])
+        wanted += [(f"cells[{i}].{field} ({unit_name(k, d)})", shapes[canonical]) for field, canonical in fields]
+    sizes = f"input_size={spec.input_size}, hidden_size={spec.hidden_size}, {', '.join(spec.features())}"
     with open(path, "rb") as fh:
-        try:  # the leaves are .npy blobs in a row; `like` must have their dtype: read it from the first header
-            version = np.lib.format.read_magic(fh)
-            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            dtype = reader(fh)[2]
-        except ValueError as exc:
-            raise ValueError(f"{what}: {path} is not an equinox leaf file ({exc})") from exc
+        leaves = _equinox_leaves(fh, path, what)
+        for i, ((name, shape), got) in enumerate(zip(wanted, leaves)):
+            if got[0] != shape:
+                raise ValueError(f"{what}: {path} leaf {i}, {name}: expected shape {shape} for the {n} "
+                                 f"equinox.nn.LSTMCell of spec ({sizes}), got {got[0]}")
+        if len(leaves) != len(wanted):
+            raise ValueError(f"{what}: {path} holds {len(leaves)} arrays; the {n} equinox.nn.LSTMCell of spec "
+                             f"({sizes}) hold {len(wanted)} (more or fewer layers or directions, or bias?)")
+        dtypes = {str(d) for _, d in leaves}
+        if len(dtypes) != 1:
+            raise ValueError(f"{what}: {path} mixes dtypes {sorted(dtypes)}; the cells hold one")
         fh.seek(0)
-        like = list(backends.get("equinox").export(CanonicalLSTM.random(spec), dtype=dtype))  # the cells' structure
+        like = list(backends.get("equinox").export(CanonicalLSTM.random(spec), dtype=leaves[0][1]))  # the structure
         try:
             cells = eqx.tree_deserialise_leaves(fh, like)
         except Exception as exc:  # equinox checks every leaf's shape and dtype against `like`
             raise ValueError(f"{what}: {path} does not hold the {n} equinox.nn.LSTMCell of spec "
                              f"{spec.features()}: {type(exc).__name__}: {exc}") from exc
-        if fh.read(1):
-            raise ValueError(f"{what}: {path} holds more than the {n} equinox.nn.LSTMCell of spec "
-                             f"{spec.features()} (more layers or directions?)")
     return cells
 
 
