@@ -363,7 +363,8 @@ def test_import_accepts_default_attributes_stated_explicitly():
 # Bad input ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("change, message", [
     (dict(hidden_size=6), "hidden_size=7, but spec.hidden_size=6"),
-    (dict(input_size=4), r"W has shape \(2, 28, 5\), expected \(2, 28, 4\)"),
+    (dict(input_size=4), r"lstm_0.W \(layer 0, both directions, W_ih, gates i o f c; input W of LSTM node 'lstm_0'\): "
+                            r"expected shape \(2, 28, 4\), got \(2, 28, 5\)"),
     (dict(bidirectional=False), "direction='bidirectional', but spec.bidirectional=False"),
     (dict(num_layers=3), r"1 stack\(s\): 2 layer\(s\)"),
     (dict(peephole=True), "no peepholes P, but spec.peephole=True"),

@@ -270,7 +270,8 @@ def test_import_finds_one_lstm_under_any_scope():
     (dict(bidirectional=True), r"MultiRNNCell, but spec.bidirectional=False|spec.bidirectional=True"),
     (dict(num_layers=3), r"hold layers \[0, 1\].*spec.num_layers=3"),
     (dict(bias="double"), r"one bias; describe it with bias='single'"),
-    (dict(input_size=6), r"cell_0/lstm_cell/kernel: expected shape \(10, 28\).*got \(9, 28\)"),
+    (dict(input_size=6), r"cell_0/lstm_cell/kernel \(layer 0, forward, \[W_ih, W_hh\] transposed, gates i j f o\): "
+                         r"expected shape \(10, 28\), got \(9, 28\)"),
 ])
 def test_import_names_what_does_not_match_the_spec(change, message):
     spec = SPECS["stacked-every-feature"]

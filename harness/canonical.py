@@ -74,6 +74,13 @@ def expected_shapes(spec: LSTMSpec, layer: int) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def tensor_names(spec: LSTMSpec) -> dict[str, tuple[int, int, str, tuple[int, ...]]]:
+    """Every on-disk name of `spec`'s tensors ('l0.forward.W_ih', see CanonicalLSTM.tensors) -> (layer,
+    direction, parameter, shape)."""
+    return {f"l{k}.{DIRECTIONS[d]}.{name}": (k, d, name, shape)
+            for k, d in spec.units() for name, shape in expected_shapes(spec, k).items()}
+
+
 def unit_name(layer: int, direction: int) -> str:
     """Human/path name of one (layer, direction): 'layer=0, direction=forward'."""
     return f"layer={layer}, direction={DIRECTIONS[direction]}"
@@ -305,22 +312,15 @@ class CanonicalLSTM:
         if meta.get("gate_order", "ifgo") != "".join(GATES):
             raise ValueError(f"{source}: gate_order {meta.get('gate_order')!r}, expected 'ifgo'")
         spec = LSTMSpec.from_dict(json.loads(meta["spec"]))
-        expected = {}
-        for k, d in spec.units():
-            for name, shape in expected_shapes(spec, k).items():
-                expected[f"l{k}.{DIRECTIONS[d]}.{name}"] = shape
+        expected = tensor_names(spec)
         missing = sorted(set(expected) - set(arrays))
         extra = sorted(set(arrays) - set(expected))
         if missing or extra:
             raise ValueError(f"{source}: tensors do not match the spec {spec}: missing {missing}, unexpected {extra}")
-        weights: dict[tuple[int, int], LayerWeights] = {}
-        for k, d in spec.units():
-            fields = {}
-            for name, shape in expected_shapes(spec, k).items():
-                key = f"l{k}.{DIRECTIONS[d]}.{name}"
-                fields[name] = as_float64(f"{source}:{key}", arrays[key], shape)
-            weights[(k, d)] = LayerWeights(**fields)
-        return cls(spec, weights)
+        fields: dict[tuple[int, int], dict[str, np.ndarray]] = {unit: {} for unit in spec.units()}
+        for key, (k, d, name, shape) in expected.items():
+            fields[(k, d)][name] = as_float64(f"{source}:{key}", arrays[key], shape)
+        return cls(spec, {unit: LayerWeights(**f) for unit, f in fields.items()})
 
     def replace_spec(self, **changes) -> "CanonicalLSTM":
         return dataclasses.replace(self.copy(), spec=self.spec.replace(**changes))

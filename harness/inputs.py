@@ -30,12 +30,21 @@ def is_float(dtype: np.dtype) -> bool:
     return np.issubdtype(dtype, np.floating) or dtype.name == "bfloat16"
 
 
-def _first_nonfinite(name: str, arr: np.ndarray) -> None:
+def first_nonfinite(arr: np.ndarray) -> tuple[tuple[int, ...], float, int] | None:
+    """(index, value, count) of the first NaN or infinity in `arr` (C order), or None when all are finite."""
     bad = ~np.isfinite(arr.astype(np.float64))
-    if bad.any():
-        index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), arr.shape))
-        raise ValueError(f"{name}: expected finite values, got {int(bad.sum())} non-finite "
-                         f"(the first, {arr[index]!r}, at index {index})")
+    if not bad.any():
+        return None
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), arr.shape))
+    return index, float(arr[index]), int(bad.sum())
+
+
+def _first_nonfinite(name: str, arr: np.ndarray) -> None:
+    found = first_nonfinite(arr)
+    if found:
+        index, value, count = found
+        raise ValueError(f"{name}: expected finite values, got {count} non-finite "
+                         f"(the first, {value!r}, at index {index})")
 
 
 def check_inputs(spec: LSTMSpec, x, h0=None, c0=None, *, batch_first: bool = False) -> Inputs:

@@ -51,6 +51,7 @@ from ..canonical import CanonicalLSTM
 from ..inputs import check_inputs
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
+from ._names import NonFiniteWeights, allowing_nonfinite  # noqa: F401 (public: raised by every import_)
 
 
 class UnsupportedFeature(ValueError):
@@ -316,19 +317,23 @@ def subjects() -> list[str]:
     return [n for n in names() if not get(n).reference]
 
 
-def convert(native: Any, src: str, dst: str, spec: LSTMSpec, *, dtype=np.float32, select: str | None = None) -> Any:
+def convert(native: Any, src: str, dst: str, spec: LSTMSpec, *, dtype=np.float32, select: str | None = None,
+            allow_nonfinite: bool = False) -> Any:
     """Convert `native` parameters of backend `src` (describing `spec`) to backend `dst`'s.
 
     The function is preserved: features the target expresses only by folding are folded (the
     result's `.folded` lists them); features it cannot express raise UnsupportedFeature.
-    `select` picks one LSTM where the source holds several (a prefix or scope name).
+    `select` picks one LSTM where the source holds several (a prefix or scope name). A NaN or infinite
+    parameter raises NonFiniteWeights naming the tensor and the index of the first one, unless
+    `allow_nonfinite`.
     """
     if not isinstance(spec, LSTMSpec):  # else an AttributeError deep inside the import
         hint = " (LSTMSpec(**that_dict) makes one)" if isinstance(spec, dict) else ""
         raise TypeError(f"spec: expected an LSTMSpec describing the LSTM that `native` holds, got "
                         f"{type(spec).__name__} {spec!r}{hint}")
     precision.dtype_name(dtype)  # a bad dtype is named before the import runs
-    model = get(src).import_(native, spec, select=select)
+    with allowing_nonfinite(allow_nonfinite):
+        model = get(src).import_(native, spec, select=select)
     return get(dst).export(model, dtype=dtype)
 
 

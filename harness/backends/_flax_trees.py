@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..canonical import CanonicalLSTM, LayerWeights
+from ..canonical import GATES, CanonicalLSTM, LayerWeights
 from ..spec import DIRECTIONS, LSTMSpec
 from . import _jax
-from ._names import group_by_prefix, pick, to_numpy
+from ._names import group_by_prefix, part, pick, take
 
 PER_GATE, FUSED = "LSTMCell", "OptimizedLSTMCell"
 
@@ -123,7 +124,7 @@ def from_tree(style: TreeStyle, native, spec: LSTMSpec, select: str | None = Non
     for local, value in group.items():
         m = rx.fullmatch(local)
         layer = None if m["layer"] is None else int(m["layer"])
-        units.setdefault((layer, m["dir"]), {})[f"{m['param']}/{m['leaf']}"] = to_numpy(local, value)
+        units.setdefault((layer, m["dir"]), {})[f"{m['param']}/{m['leaf']}"] = (group.key(local), value)
     layers = sorted({k for k, _ in units}, key=lambda v: -1 if v is None else v)
     if spec.num_layers > 1 and layers != list(range(spec.num_layers)):
         _fail(style, f"spec.num_layers={spec.num_layers} needs stacked layers "
@@ -139,7 +140,7 @@ def from_tree(style: TreeStyle, native, spec: LSTMSpec, select: str | None = Non
             _fail(style, f"found {direction or 'no'} *_rnn level at layer {k}, but spec.bidirectional={spec.bidirectional} "
                          f"(a bidirectional tree has forward_rnn and backward_rnn)")
         d = 0 if direction in (None, "forward") else 1
-        lw, kind = _read_cell(style, params, spec, k, f"layer {k}" + (f" {direction}_rnn" if direction else ""))
+        lw, kind = _read_cell(style, params, spec, k, d, f"layer {k}" + (f" {direction}_rnn" if direction else ""))
         weights[(k, d)] = lw
         kinds.add(kind)
     missing = sorted(set(spec.units()) - set(weights))
@@ -148,21 +149,22 @@ def from_tree(style: TreeStyle, native, spec: LSTMSpec, select: str | None = Non
     return CanonicalLSTM(spec, weights), kinds
 
 
-def _read_cell(style: TreeStyle, params: dict[str, np.ndarray], spec: LSTMSpec, layer: int, where: str):
+def _read_cell(style: TreeStyle, found: dict[str, tuple[str, Any]], spec: LSTMSpec, layer: int, direction: int,
+               where: str):
+    """One cell's LayerWeights and kind from its leaves ({param/leaf: (the user's path, value)})."""
     H, n_in = spec.hidden_size, spec.layer_input_size(layer)
     inp, hid = style.gate_names()
     layouts = {PER_GATE: {**{f"{g}/kernel": (n_in, H) for g in inp},
                           **{f"{g}/kernel": (H, H) for g in hid}, **{f"{g}/bias": (H,) for g in hid}}}
     if style.fused:
         layouts[FUSED] = {"dense_i/kernel": (n_in, 4 * H), "dense_h/kernel": (H, 4 * H), "dense_h/bias": (4 * H,)}
-    kind = FUSED if any(p.startswith("dense_") for p in params) else PER_GATE
+    kind = FUSED if any(p.startswith("dense_") for p in found) else PER_GATE
     expected = layouts[kind]
-    if set(params) != set(expected):
-        _fail(style, f"{where}: a {kind} needs {sorted(expected)}; missing {sorted(set(expected) - set(params))}, "
-                     f"unexpected {sorted(set(params) - set(expected))}")
-    for name, shape in expected.items():
-        if params[name].shape != shape:
-            _fail(style, f"{where} {name}: expected shape {shape}, got {params[name].shape}")
+    if set(found) != set(expected):
+        _fail(style, f"{where}: a {kind} needs {sorted(expected)}; missing {sorted(set(expected) - set(found))}, "
+                     f"unexpected {sorted(set(found) - set(expected))}")
+    params = {name: take(*found[name], shape, part(layer, direction, _holds(name, inp, hid)))
+              for name, shape in expected.items()}
     if kind == FUSED:
         W_ih, W_hh, bias = params["dense_i/kernel"].T, params["dense_h/kernel"].T, params["dense_h/bias"]
     else:
@@ -170,3 +172,15 @@ def _read_cell(style: TreeStyle, params: dict[str, np.ndarray], spec: LSTMSpec, 
         W_hh = np.concatenate([params[f"{g}/kernel"].T for g in hid])
         bias = np.concatenate([params[f"{g}/bias"] for g in hid])
     return LayerWeights(W_ih=W_ih, W_hh=W_hh, b_ih=bias, b_hh=np.zeros(4 * H)), kind
+
+
+def _holds(name: str, inp: list[str], hid: list[str]) -> str:
+    """What one Flax leaf holds canonically: 'ii/kernel' -> 'W_ih rows of gate i, transposed'."""
+    if name.startswith("dense_"):
+        return {"dense_i/kernel": "W_ih transposed", "dense_h/kernel": "W_hh transposed",
+                "dense_h/bias": "b_ih + b_hh"}[name]
+    gate, leaf = name.split("/")
+    canonical = GATES[(inp.index(gate) if gate in inp else hid.index(gate))]
+    if leaf == "bias":
+        return f"b_ih + b_hh of gate {canonical}"
+    return f"{'W_ih' if gate in inp else 'W_hh'} of gate {canonical}, transposed"

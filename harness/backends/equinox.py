@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..canonical import CanonicalLSTM, LayerWeights
+from ..canonical import CanonicalLSTM, LayerWeights, expected_shapes
 from ..spec import LSTMSpec
 from . import NativeList, _jax
-from ._names import to_numpy
+from ._names import part, take
 
 
 class EquinoxBackend(_jax.JaxBackend):
@@ -68,10 +68,13 @@ class EquinoxBackend(_jax.JaxBackend):
             if (cell.bias is None) != (spec.bias == "none"):
                 raise ValueError(f"equinox import: entry {i} has {'no' if cell.bias is None else 'a'} bias, "
                                  f"but spec.bias={spec.bias!r}")
-            bias = np.zeros(4 * H) if cell.bias is None else to_numpy(f"cells[{i}].bias", cell.bias)
-            weights[(k, d)] = LayerWeights(W_ih=to_numpy(f"cells[{i}].weight_ih", cell.weight_ih),
-                                           W_hh=to_numpy(f"cells[{i}].weight_hh", cell.weight_hh),
-                                           b_ih=bias, b_hh=np.zeros(4 * H))
+            shapes = expected_shapes(spec, k)  # equinox's layout is the canonical one
+            bias = (np.zeros(4 * H) if cell.bias is None
+                    else take(f"cells[{i}].bias", cell.bias, shapes["b_ih"], part(k, d, "b_ih + b_hh")))
+            weights[(k, d)] = LayerWeights(
+                W_ih=take(f"cells[{i}].weight_ih", cell.weight_ih, shapes["W_ih"], part(k, d, "W_ih")),
+                W_hh=take(f"cells[{i}].weight_hh", cell.weight_hh, shapes["W_hh"], part(k, d, "W_hh")),
+                b_ih=bias, b_hh=np.zeros(4 * H))
         return CanonicalLSTM(spec, weights)
 
     # Running --------------------------------------------------------------------------------

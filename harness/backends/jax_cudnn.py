@@ -23,7 +23,7 @@ import numpy as np
 from ..canonical import CanonicalLSTM, LayerWeights
 from ..spec import LSTMSpec
 from . import Capabilities, _jax
-from ._names import to_numpy
+from ._names import take
 
 
 class NativeVector(np.ndarray):
@@ -64,13 +64,11 @@ class JaxCudnnBackend(_jax.JaxBackend):
         self.check_spec(spec)
         if select is not None:
             raise ValueError("jax-cudnn import: select= is not used; pass the LSTM's flat weight vector")
-        flat = to_numpy("weights", native)
         pieces = layout(spec)
         size = sum(int(np.prod(shape)) for _, _, shape in pieces)
-        if flat.shape != (size,):
-            raise ValueError(f"jax-cudnn import: weights: expected a 1-D vector of {size} values for spec "
-                             f"{spec.features()} (input_size={spec.input_size}, hidden_size={spec.hidden_size}), "
-                             f"got shape {flat.shape}")
+        flat = take("weights", native, (size,), "every W_ih and W_hh, then every b_ih and b_hh, flattened",
+                    why=f"a 1-D vector of {size} values for spec {spec.features()}, input_size={spec.input_size}, "
+                        f"hidden_size={spec.hidden_size}")
         fields: dict[int, dict[str, np.ndarray]] = {}
         at = 0
         for name, p, shape in pieces:

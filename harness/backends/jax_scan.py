@@ -22,10 +22,10 @@ import json
 
 import numpy as np
 
-from ..canonical import FORMAT_NAME, GATES, SCHEMA_VERSION, CanonicalLSTM
+from ..canonical import FORMAT_NAME, GATES, SCHEMA_VERSION, CanonicalLSTM, tensor_names
 from ..spec import DIRECTIONS, LSTMSpec
 from . import Capabilities, NativeDict, _jax
-from ._names import group_by_prefix, pick, to_numpy
+from ._names import group_by_prefix, part, pick, take
 
 _LOCAL = r"l\d+\.(forward|backward)\.(W_ih|W_hh|b_ih|b_hh|w_i|w_f|w_o|W_hr)"
 _CLIPS = ("cell_clip", "proj_clip", "gate_clip")  # whether one is set is program structure; its value is data
@@ -115,7 +115,11 @@ class JaxScanBackend(_jax.JaxBackend):
         params = pick(group_by_prefix(native, _LOCAL), select, "jax")
         meta = {"format": FORMAT_NAME, "schema_version": str(SCHEMA_VERSION), "gate_order": "".join(GATES),
                 "spec": json.dumps(spec.to_dict())}
-        arrays = {k: to_numpy(k, v) for k, v in params.items()}
+        names = tensor_names(spec)  # the canonical layout and names, under the user's prefix
+        arrays = {}
+        for key, value in params.items():
+            k, d, name, shape = names.get(key, (None, None, None, None))
+            arrays[key] = take(params.key(key), value, shape, name and part(k, d, name))
         return CanonicalLSTM.from_tensors(arrays, meta, source="jax import")
 
     # Running --------------------------------------------------------------------------------

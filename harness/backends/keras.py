@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from ..canonical import CanonicalLSTM, LayerWeights
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
 from . import Backend, Capabilities, NativeList, TimedForward
-from ._names import to_numpy
+from ._names import part, take
 
 _SCOPES = {"cpu": "cpu:0", "cuda": "gpu:0"}  # keras.device names
 _HALF = ("float16", "bfloat16")
@@ -84,8 +84,9 @@ class KerasBackend(Backend):
         more (a list of layer scopes such as ['sequential/lstm', 'sequential/lstm_2']).
         """
         self.check_spec(spec)
+        keys = None  # the user's key of every array, for messages: the variable path, or layer{k}.{i} in a list
         if isinstance(native, Mapping):
-            native = self._lists_from_paths(native, spec, select)
+            native, keys = self._lists_from_paths(native, spec, select)
         elif select is not None:
             raise ValueError("keras import: select= picks layers from a mapping of variable paths; "
                              "with a list of per-layer weights, pass just the lists you want")
@@ -108,18 +109,20 @@ class KerasBackend(Backend):
                     f"{' per direction' if spec.bidirectional else ''}), got {len(layer)}"
                 )
             for d in range(spec.num_directions):
-                arrs = [to_numpy(f"layer {k}[{d * per_dir + i}]", a) for i, a in enumerate(layer[d * per_dir:(d + 1) * per_dir])]
+                wanted = [((spec.layer_input_size(k), 4 * H), "W_ih transposed (kernel)"),
+                          ((H, 4 * H), "W_hh transposed (recurrent_kernel)"), ((4 * H,), "b_ih + b_hh (bias)")]
+                arrs = []
+                for i, (shape, holds) in enumerate(wanted[:per_dir]):
+                    j = d * per_dir + i
+                    arrs.append(take(keys[k][j] if keys else f"layer{k}.{j}", layer[j], shape, part(k, d, holds)))
                 kernel, rec = arrs[0], arrs[1]
-                for name, arr, shape in (("kernel", kernel, (spec.layer_input_size(k), 4 * H)),
-                                         ("recurrent_kernel", rec, (H, 4 * H))):
-                    if arr.shape != shape:
-                        raise ValueError(f"keras import: layer {k} {name}: expected shape {shape}, got {arr.shape}")
                 bias = arrs[2] if per_dir == 3 else np.zeros(4 * H)
                 weights[(k, d)] = LayerWeights(W_ih=kernel.T, W_hh=rec.T, b_ih=bias, b_hh=np.zeros(4 * H))
         return CanonicalLSTM(spec, weights)
 
     @staticmethod
-    def _lists_from_paths(native: Mapping, spec: LSTMSpec, select) -> list[list]:
+    def _lists_from_paths(native: Mapping, spec: LSTMSpec, select) -> tuple[list[list], list[list[str]]]:
+        """The per-layer get_weights() lists of the LSTM layers in `native`, and the variable path of each array."""
         layers = layers_from_paths(native)
         if not layers:
             raise ValueError("keras import: no '<layer>/lstm_cell/kernel' variables found in the mapping")
@@ -133,14 +136,15 @@ class KerasBackend(Backend):
         if len(names) != spec.num_layers:
             raise ValueError(f"keras import: the mapping holds LSTM layers {names}, but spec.num_layers="
                              f"{spec.num_layers}; pass select=[...] with {spec.num_layers} layer scope(s)")
-        out = []
+        out, keys = [], []
         for name in names:
             layer = layers[name]
             if layer.bidirectional != spec.bidirectional:
                 kind = "a Bidirectional" if spec.bidirectional else "an LSTM"
                 raise ValueError(f"keras import: layer {name!r} is not {kind} layer (found {sorted(layer.found)})")
             out.append(layer.weights)
-        return out
+            keys.append(layer.paths)
+        return out, keys
 
     # Running --------------------------------------------------------------------------------
     def _prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
@@ -268,12 +272,21 @@ class PathLayer:
 
     bidirectional: bool
     found: dict  # (direction or "", variable) -> value
+    keys: dict = field(default_factory=dict)  # (direction or "", variable) -> the variable's path, as the user has it
 
     @property
     def weights(self) -> list:
         """The layer's get_weights() list: kernel, recurrent_kernel, bias, per direction, forward first."""
+        return [self.found[u] for u in self._order()]
+
+    @property
+    def paths(self) -> list[str]:
+        """The variable path of each array of `weights` (what errors about them name)."""
+        return [self.keys.get(u, f"{u[0]}/{u[1]}".lstrip("/")) for u in self._order()]
+
+    def _order(self) -> list[tuple[str, str]]:
         dirs = ("forward", "backward") if self.bidirectional else ("",)
-        return [self.found[(d, v)] for d in dirs for v in _VARS if (d, v) in self.found]
+        return [(d, v) for d in dirs for v in _VARS if (d, v) in self.found]
 
 
 def layers_from_paths(native: Mapping) -> dict[str, PathLayer]:
@@ -287,36 +300,41 @@ def layers_from_paths(native: Mapping) -> dict[str, PathLayer]:
     """
     halves: dict[tuple[str, str], dict] = {}
     plain: dict[str, dict] = {}
+    keys: dict[tuple, dict] = {}  # unit -> its (direction, variable) -> the user's own key
     order: list[tuple[str, tuple]] = []
-    for key, value in native.items():
-        key = str(key).removesuffix(":0")
+    for original, value in native.items():
+        key = str(original).removesuffix(":0")
         m = _BIDI_HALF.match(key)
         if m:
             unit = (m["scope"] or "", m["inner"])
             halves.setdefault(unit, {})[(m["dir"], m["var"])] = value
+            keys.setdefault(("half", unit), {})[(m["dir"], m["var"])] = str(original)
             order.append(("half", unit))
             continue
         m = _PLAIN.match(key)
         if m and m["scope"]:
             plain.setdefault(m["scope"], {})[("", m["var"])] = value
+            keys.setdefault(("plain", m["scope"]), {})[("", m["var"])] = str(original)
             order.append(("plain", m["scope"]))
     per_scope: dict[str, int] = {}
     for scope, _ in halves:
         per_scope[scope] = per_scope.get(scope, 0) + 1
     layers: dict[str, PathLayer] = {}
     for kind, unit in order:
+        named = keys[(kind, unit)]
         if kind == "plain":
-            layers.setdefault(unit, PathLayer(False, plain[unit]))
+            layers.setdefault(unit, PathLayer(False, plain[unit], named))
             continue
         found = halves[unit]
         scope, inner = unit
         if {d for d, _ in found} == {"forward", "backward"}:
             name = scope if scope and per_scope[scope] == 1 else "/".join(filter(None, unit))
-            layers.setdefault(name, PathLayer(True, found))
+            layers.setdefault(name, PathLayer(True, found, named))
         else:  # one half only: an LSTM whose own name starts with forward_ or backward_
             d = next(iter(found))[0]
             name = "/".join(filter(None, (scope, f"{d}_{inner}")))
-            layers.setdefault(name, PathLayer(False, {("", v): a for (_, v), a in found.items()}))
+            layers.setdefault(name, PathLayer(False, {("", v): a for (_, v), a in found.items()},
+                                              {("", v): k for (_, v), k in named.items()}))
     return layers
 
 

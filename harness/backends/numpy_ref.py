@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..canonical import CanonicalLSTM
+from ..canonical import CanonicalLSTM, tensor_names
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
 from . import Backend, Capabilities
+from ._names import check_finite, part
 
 
 class NumpyBackend(Backend):
@@ -33,6 +34,10 @@ class NumpyBackend(Backend):
             raise TypeError(f"numpy backend: expected a CanonicalLSTM, got {type(native).__name__}")
         if native.spec != spec:
             raise ValueError(f"numpy backend: the CanonicalLSTM's spec {native.spec} differs from spec {spec}")
+        names = tensor_names(spec)
+        for key, value in native.tensors().items():  # the names CanonicalLSTM.save gives them
+            k, d, name, _ = names[key]
+            check_finite(f"{key} ({part(k, d, name)})", value)
         return native.copy()
 
     def _prepare(self, model: CanonicalLSTM, dtype, device) -> CanonicalLSTM:

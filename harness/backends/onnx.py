@@ -49,7 +49,7 @@ from ..canonical import CanonicalLSTM, LayerWeights
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
 from . import Backend, Capabilities, NativeDict, UnsupportedFeature
-from ._names import group_by_prefix, pick, to_numpy
+from ._names import group_by_prefix, part, pick, take
 
 OPSET = 21  # LSTM-14 semantics (the layout attribute); run by onnxruntime 1.32 and onnx.reference
 IR_VERSION = 10  # the IR version released with opset 21
@@ -92,7 +92,8 @@ class _Node:
     """One LSTM node as read for import: its name, tensors (W, R and any of B, P) and attributes."""
 
     name: str
-    tensors: dict[str, np.ndarray]
+    tensors: dict[str, Any]
+    sources: dict[str, str]  # W/R/B/P -> the user's name for it: an initializer, a node's output, a NativeDict key
     direction: str | None = None  # None: not stated (a NativeDict); W's first dimension says it
     hidden_size: int | None = None
     clip: float | None = None  # the clip attribute (a NativeDict holds none: the spec's gate_clip stands)
@@ -114,14 +115,16 @@ def _unit_weights(node: _Node, spec: LSTMSpec, k: int) -> dict[tuple[int, int], 
         raise ValueError(f"{where}: has {stated}, but spec.gate_clip={spec.gate_clip} (ONNX's clip bounds every gate "
                          f"pre-activation: describe it with {hint})")
     shapes = {"W": (D, 4 * H, n_in), "R": (D, 4 * H, H), "B": (D, 8 * H), "P": (D, 3 * H)}
-    t = node.tensors
+    holds = {"W": "W_ih, gates i o f c", "R": "W_hh, gates i o f c", "B": "[b_ih, b_hh], gates i o f c",
+             "P": "peepholes [w_i, w_o, w_f]"}
     for name in ("W", "R"):
-        if name not in t:
+        if name not in node.tensors:
             raise ValueError(f"{where}: no {name}")
-    for name, arr in t.items():
-        if arr.shape != shapes[name]:
-            raise ValueError(f"{where}: {name} has shape {arr.shape}, expected {shapes[name]} "
-                             f"(D={D}, H={H}, input size {n_in}) for spec {spec.features()}")
+    directions = None if D == 2 else 0
+    t = {name: take(node.sources[name], value, shapes[name], part(k, directions, f"{holds[name]}; input {name} of "
+                                                                     f"LSTM node {node.name!r}"),
+                    why=f"D={D}, H={H}, input size {n_in}: spec {spec.features()}")
+         for name, value in node.tensors.items()}
     B = t.get("B")
     if B is None and spec.bias != "none":
         raise ValueError(f"{where}: has no bias B, but spec.bias={spec.bias!r} (describe it with bias='none')")
@@ -150,14 +153,15 @@ def _unit_weights(node: _Node, spec: LSTMSpec, k: int) -> dict[tuple[int, int], 
 
 def _nodes_from_mapping(native: Mapping, spec: LSTMSpec, select: str | None) -> list[_Node]:
     params = pick(group_by_prefix(native, _LOCAL), select, "ONNX LSTM (lstm_<k>.W/R/B/P)")
-    layers: dict[int, dict[str, np.ndarray]] = defaultdict(dict)
+    layers: dict[int, dict[str, Any]] = defaultdict(dict)
     for local, value in params.items():
         node, kind = local.split(".")
-        layers[int(node[len("lstm_"):])][kind] = to_numpy(local, value)
+        layers[int(node[len("lstm_"):])][kind] = value
     if sorted(layers) != list(range(spec.num_layers)):
         raise ValueError(f"onnx import: found initializers of layers {sorted(layers)}, "
                          f"but spec.num_layers={spec.num_layers} needs layers {list(range(spec.num_layers))}")
-    return [_Node(f"lstm_{k}", layers[k], clip=spec.gate_clip) for k in range(spec.num_layers)]
+    return [_Node(f"lstm_{k}", layers[k], {kind: params.key(f"lstm_{k}.{kind}") for kind in layers[k]},
+                  clip=spec.gate_clip) for k in range(spec.num_layers)]
 
 
 # Reading any ONNX model ----------------------------------------------------------------------
@@ -373,10 +377,11 @@ def _nodes_from_model(model, spec: LSTMSpec, select: str | None) -> list[_Node]:
         _refuse_unexpressible(node)
         attrs = {a.name: get_attribute_value(a) for a in node.attribute}
         slots = {"W": 1, "R": 2, "B": 3, "P": 7}
-        tensors = {kind: graph.value(node.input[i], f"onnx import: LSTM node {node.name!r} input {kind}")
-                   for kind, i in slots.items() if len(node.input) > i and node.input[i]}
-        out.append(_Node(node.name, tensors, attrs.get("direction", b"forward").decode(), attrs.get("hidden_size"),
-                         attrs.get("clip")))
+        given = {kind: node.input[i] for kind, i in slots.items() if len(node.input) > i and node.input[i]}
+        tensors = {kind: graph.value(name, f"onnx import: LSTM node {node.name!r} input {kind}")
+                   for kind, name in given.items()}
+        out.append(_Node(node.name, tensors, given, attrs.get("direction", b"forward").decode(),
+                         attrs.get("hidden_size"), attrs.get("clip")))
     return out
 
 

@@ -50,7 +50,7 @@ from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
 from . import Backend, Capabilities, NativeDict, UnsupportedFeature
 from ._concat_kernel import layer_weights, to_bias, to_kernel
-from ._names import group_by_prefix, pick, to_numpy
+from ._names import group_by_prefix, part, pick, take, to_numpy
 
 LEGACY_CELLS = "tensorflow.python.keras.layers.legacy_rnn.rnn_cell_impl"
 GATE_ORDER = "igfo"  # TF1's i, j, f, o: j is the canonical g
@@ -100,6 +100,11 @@ def _variable_shapes(spec: LSTMSpec, layer: int) -> dict[str, tuple[int, ...]]:
     if P:
         shapes["projection/kernel"] = (H, P)
     return shapes
+
+
+# What each variable holds, canonically (messages name the variable, with this beside it).
+_HOLDS = {"kernel": "[W_ih, W_hh] transposed, gates i j f o", "bias": "b_ih + b_hh, gates i j f o",
+          "w_i_diag": "w_i", "w_f_diag": "w_f", "w_o_diag": "w_o", "projection/kernel": "W_hr transposed"}
 
 
 def _parse(native, select: str | None):
@@ -270,12 +275,9 @@ class TF1Backend(Backend):
             arrays = {}
             for var, shape in shapes.items():
                 name, value = found[var]
-                arrays[var] = to_numpy(name, value)
-                if arrays[var].shape != shape:
-                    hint = (" (a Keras LSTM's kernel is [in, 4H] beside a recurrent_kernel: use the keras backend)"
-                            if var == "kernel" else "")
-                    raise ValueError(f"tf1 import: {name}: expected shape {shape} for spec {spec.features()}, "
-                                     f"got {arrays[var].shape}{hint}")
+                hint = "; a Keras LSTM's kernel is [in, 4H] beside a recurrent_kernel: use the keras backend"
+                arrays[var] = take(name, value, shape, part(k, d, _HOLDS[var]),
+                                   why=f"spec {spec.features()}{hint if var == 'kernel' else ''}")
             peepholes = (arrays["w_i_diag"], arrays["w_f_diag"], arrays["w_o_diag"]) if spec.peephole else None
             lw = layer_weights(arrays["kernel"], arrays["bias"], spec, k, GATE_ORDER,
                                f"tf1 import: {found['bias'][0]}", peepholes)

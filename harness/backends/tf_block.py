@@ -29,7 +29,7 @@ from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
 from . import Backend, Capabilities, NativeDict, UnsupportedFeature
 from ._concat_kernel import layer_weights, to_bias, to_kernel
-from ._names import group_by_prefix, pick, to_numpy
+from ._names import group_by_prefix, part, pick, take
 
 GATE_ORDERS = {"BlockLSTM": "igfo", "LSTMBlockCell": "igfo", "BlockLSTMV2": "ifgo"}
 CELL_CLIP_OFF = -1.0  # the kernels clip only when cell_clip > 0
@@ -92,25 +92,27 @@ class BlockLSTMBackend(Backend):
             raise ValueError(f"{self.name} import: the parameters are {wrong[0]}'s (gate order "
                              f"{GATE_ORDERS[wrong[0]]}), not {self.op}'s ({order}): import them with the backend "
                              f"of that op")
-        by_unit: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        by_unit: dict[tuple[int, int], dict[str, tuple[str, object]]] = {}
         for key, value in params.items():
             _, layer, direction, name = key.split("/")
-            by_unit.setdefault((int(layer.removeprefix("layer_")), _DIRS.index(direction)), {})[name] = to_numpy(key, value)
+            by_unit.setdefault((int(layer.removeprefix("layer_")), _DIRS.index(direction)), {})[name] = (key, value)
         if set(by_unit) != set(spec.units()):
             raise ValueError(f"{self.name} import: found (layer, direction) {sorted(by_unit)}, "
                              f"spec {spec.features()} has {spec.units()}")
         H = spec.hidden_size
         weights = {}
-        for (k, d), arrays in by_unit.items():
+        gates = " ".join(order.replace("g", "c"))
+        holds = {"w": f"[W_ih, W_hh] transposed, gates {gates}", "b": f"b_ih + b_hh, gates {gates}", "wci": "w_i",
+                 "wcf": "w_f", "wco": "w_o"}
+        for (k, d), found in by_unit.items():
             where = f"layer_{k}/{_DIRS[d]}"
             shapes = {"w": (spec.layer_input_size(k) + H, 4 * H), "b": (4 * H,), "wci": (H,), "wcf": (H,), "wco": (H,)}
             needed = ("w", "b", "wci", "wcf", "wco") if spec.peephole else ("w", "b")
-            missing = [n for n in needed if n not in arrays]
+            missing = [n for n in needed if n not in found]
             if missing:
                 raise ValueError(f"{self.name} import: {where}: missing op input(s) {missing} for spec {spec.features()}")
-            for name, arr in arrays.items():
-                if arr.shape != shapes[name]:
-                    raise ValueError(f"{self.name} import: {where}/{name}: expected shape {shapes[name]}, got {arr.shape}")
+            arrays = {name: take(params.key(key), value, shapes[name], part(k, d, holds[name]))
+                      for name, (key, value) in found.items()}
             if not spec.peephole and any(np.any(arrays.get(n, 0)) for n in ("wci", "wcf", "wco")):
                 raise ValueError(f"{self.name} import: {where}: nonzero peephole inputs wci/wcf/wco, but spec.peephole=False")
             peepholes = (arrays["wci"], arrays["wcf"], arrays["wco"]) if spec.peephole else None

@@ -16,11 +16,11 @@ import contextlib
 import numpy as np
 
 from .. import kernels, precision
-from ..canonical import CanonicalLSTM, LayerWeights
+from ..canonical import CanonicalLSTM, LayerWeights, expected_shapes
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
 from . import Backend, Capabilities, NativeDict, TimedForward, UnsupportedFeature
-from ._names import group_by_prefix, pick, to_numpy
+from ._names import group_by_prefix, part, pick, take
 
 _LOCAL = r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l\d+(_reverse)?"
 _FIELDS = {"weight_ih": "W_ih", "weight_hh": "W_hh", "bias_ih": "b_ih", "bias_hh": "b_hh", "weight_hr": "W_hr"}
@@ -66,6 +66,7 @@ class TorchBackend(Backend):
         weights = {}
         for k, d in spec.units():
             fields = {}
+            shapes = expected_shapes(spec, k)  # torch's layout is the canonical one
             kinds = ["weight_ih", "weight_hh"]
             if spec.bias != "none":
                 kinds += ["bias_ih", "bias_hh"]
@@ -76,7 +77,8 @@ class TorchBackend(Backend):
                 wanted.add(key)
                 if key not in params:
                     raise ValueError(f"torch import: missing parameter {key!r} needed by spec {spec.features()}")
-                fields[_FIELDS[kind]] = to_numpy(key, params[key])
+                field = _FIELDS[kind]
+                fields[field] = take(params.key(key), params[key], shapes[field], part(k, d, field))
             H = spec.hidden_size
             fields.setdefault("b_ih", np.zeros(4 * H))
             fields.setdefault("b_hh", np.zeros(4 * H))

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from .. import atomic, backends, files, readers
-from ..backends import UnsupportedFeature
+from ..backends import NonFiniteWeights, UnsupportedFeature
 from ..spec import LSTMSpec
 
 OK, UNSUPPORTED, USAGE, DISAGREE = 0, 1, 2, 3
@@ -61,10 +61,17 @@ def add_parser(sub) -> None:
     p.add_argument("--inputs", default=None, metavar="X.npy",
                    help="--check's inputs: x [T, B, input_size] (time-major) as .npy, or an .npz of x, h0, c0 "
                         "(default: random, with nonzero h0, c0)")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="convert NaN or infinite weights as they are (refused by default, naming the first one)")
     p.set_defaults(func=cmd_convert)
 
 
 def cmd_convert(args) -> int:
+    with backends.allowing_nonfinite(args.allow_nonfinite):
+        return _convert(args)
+
+
+def _convert(args) -> int:
     try:
         source, target = backends.get(args.source), backends.get(args.target)
         # OUT is never SRC (nor a file of a checkpoint or folder SRC): refused before anything is read or written.
@@ -93,6 +100,9 @@ def cmd_convert(args) -> int:
     except ImportError as exc:  # a framework a step needs
         print(f"not installed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return UNSUPPORTED
+    except NonFiniteWeights as exc:
+        print(f"error: SRC {args.src}: {exc}", file=sys.stderr)
+        return USAGE
     except (ValueError, TypeError, KeyError, OSError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return USAGE
