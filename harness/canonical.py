@@ -284,22 +284,31 @@ class CanonicalLSTM:
 
     @classmethod
     def load(cls, path: str | Path) -> "CanonicalLSTM":
-        """Read a file written by save(); every shape is checked against the stored spec; never unpickles."""
-        path = Path(path)
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-            if "__metadata__" not in arrays:
-                raise ValueError(f"{path}: no __metadata__ entry; not written by CanonicalLSTM.save")
-            meta = json.loads(str(arrays.pop("__metadata__")))
-        elif path.suffix == ".safetensors":
-            from safetensors import safe_open
+        """Read a file written by save(); every shape is checked against the stored spec; never unpickles.
 
-            with safe_open(str(path), framework="numpy") as fh:
-                meta = fh.metadata() or {}
-                arrays = {k: fh.get_tensor(k) for k in fh.keys()}
-        else:
+        A file that is not one (corrupt, cut short, another program's) is a ValueError naming it."""
+        path = Path(path)
+        if path.suffix not in (".npz", ".safetensors"):
             raise ValueError(f"load(path): expected a .npz or .safetensors suffix, got {path.suffix!r} ({path})")
+        try:
+            if path.suffix == ".npz":
+                with np.load(path, allow_pickle=False) as data:
+                    arrays = {k: data[k] for k in data.files}
+                if "__metadata__" not in arrays:
+                    raise ValueError("no __metadata__ entry")
+                meta = json.loads(str(arrays.pop("__metadata__")))
+            else:
+                from safetensors import safe_open
+
+                with safe_open(str(path), framework="numpy") as fh:
+                    meta = fh.metadata() or {}
+                    arrays = {k: fh.get_tensor(k) for k in fh.keys()}
+            if not isinstance(meta, dict):
+                raise ValueError(f"metadata is a {type(meta).__name__}, not a mapping")
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # BadZipFile, EOFError, KeyError, a safetensors header error, pickled objects...
+            raise ValueError(f"{path}: not a file CanonicalLSTM.save wrote ({type(exc).__name__}: {exc})") from exc
         return cls.from_tensors(arrays, meta, source=str(path))
 
     @classmethod
@@ -311,7 +320,10 @@ class CanonicalLSTM:
             raise ValueError(f"{source}: schema_version {version!r} is not supported (this harness reads {SCHEMA_VERSION})")
         if meta.get("gate_order", "ifgo") != "".join(GATES):
             raise ValueError(f"{source}: gate_order {meta.get('gate_order')!r}, expected 'ifgo'")
-        spec = LSTMSpec.from_dict(json.loads(meta["spec"]))
+        try:
+            spec = LSTMSpec.from_dict(json.loads(meta["spec"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: metadata 'spec' is not an LSTMSpec ({type(exc).__name__}: {exc})") from exc
         expected = tensor_names(spec)
         missing = sorted(set(expected) - set(arrays))
         extra = sorted(set(arrays) - set(expected))

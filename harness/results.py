@@ -18,6 +18,8 @@ import json
 import platform
 import socket
 import sys
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -92,14 +94,17 @@ def read_jsonl(path: str | Path) -> list[Result]:
 
 def numbered_records(path: str | Path) -> Iterator[tuple[int, Result]]:
     """(line number, Result) per record. A record without `machine` (written before records named it) gets
-    UNKNOWN_MACHINE, never this host's name: it may have run anywhere."""
+    UNKNOWN_MACHINE, never this host's name: it may have run anywhere. A line that is not a record (not JSON, an
+    unknown or missing field, a field of the wrong type) is a ValueError naming the file, the line and the field."""
     with open(path) as fh:
         for n, line in enumerate(fh, 1):
             if line.strip():
                 try:
                     record = json.loads(line)
-                    if isinstance(record, dict):
-                        record.setdefault("machine", UNKNOWN_MACHINE)
+                    if not isinstance(record, dict):
+                        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+                    record.setdefault("machine", UNKNOWN_MACHINE)
+                    _check_types(record)
                     yield n, Result(**record)
                 except (TypeError, ValueError) as exc:
                     raise ValueError(f"{path}:{n}: not a result record ({exc})") from exc
@@ -128,6 +133,37 @@ def merge(sources: Sequence[tuple[str, str | Path]]) -> list[Result]:
             seen[r.key] = where
             out.append(r)
     return out
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type a Result field declares (a bool is not a number here)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint in (int, float):
+        return isinstance(value, (int, float) if hint is float else int) and not isinstance(value, bool)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) and _fits(v, args[1]) for k, v in value.items())
+    return isinstance(value, hint)
+
+
+def _check_types(data: dict[str, Any]) -> None:
+    hints = typing.get_type_hints(Result)
+    for name, value in data.items():
+        if name in hints and not _fits(value, hints[name]):
+            raise ValueError(f"field {name!r}: expected {_type_name(hints[name])}, got {type(value).__name__} "
+                             f"{value!r}")
+
+
+def _type_name(hint: Any) -> str:
+    """'int', 'float | null', 'list[int]', 'dict[str, Any]': as the field declares it, in JSON's words for None."""
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "").replace("None", "null")
 
 
 def host_environment() -> dict[str, str]:

@@ -25,6 +25,39 @@ def usage(args, message: str):
     raise SystemExit(2)
 
 
+def check_output_paths(args, files: dict[str, str] | None = None, folders: dict[str, str] | None = None) -> None:
+    """Every output a command will write, checked before any work runs (a bad --results fails in the first
+    second, not after the matrix): {option: path} of files (which must not be folders) and of folders (which
+    must not be files), each under a folder that exists or can be made, and writable. An empty path (that
+    output switched off) is skipped."""
+    wanted = [(o, p, "file") for o, p in (files or {}).items()] + [(o, p, "folder") for o, p in (folders or {}).items()]
+    for option, path, kind in wanted:
+        if not path:
+            continue
+        path = Path(path)
+        if kind == "file" and path.is_dir():
+            usage(args, f"{option}: {path} is a folder; expected a file to write")
+        if kind == "folder" and path.exists() and not path.is_dir():
+            usage(args, f"{option}: {path} is a file; expected a folder to write into (it is made if missing)")
+        above = path if kind == "folder" else path.parent
+        while not above.exists() and above != above.parent:  # the nearest folder that exists: made below it
+            above = above.parent
+        if not above.is_dir():
+            usage(args, f"{option}: cannot write {path}: {above} is a file, not a folder")
+        if not os.access(above, os.W_OK | os.X_OK):
+            usage(args, f"{option}: cannot write {path}: {above} is not writable")
+
+
+def input_file(args, option: str, path: str) -> Path:
+    """An input file the command reads: it must exist and be a file (exit 2 naming the option otherwise)."""
+    path = Path(path)
+    if not path.exists():
+        usage(args, f"{option}: {path} does not exist")
+    if not path.is_file():
+        usage(args, f"{option}: {path} is a folder; expected a file")
+    return path
+
+
 def add_selection_options(p) -> None:
     """The cases x backends x dtypes x devices to run (run, measure)."""
     p.add_argument("--case", default="", help="comma-separated case names (default: all)")
@@ -58,6 +91,8 @@ def select(args):
     from harness import catalogue, devices, precision
 
     everything = list(catalogue.CASES) + (list(catalogue.SIZE_SWEEP) if getattr(args, "sweep", False) else [])
+    if args.case and not csv(args.case):
+        usage(args, f"--case: expected at least one case name, got {args.case!r}")
     try:
         cases = [catalogue.get_case(n) for n in csv(args.case)] if args.case else everything
     except KeyError as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import BENCH_JSON, usage
+from . import BENCH_JSON, check_output_paths, input_file, usage
 
 RESULTS_JSONL = "reports/results.jsonl"  # where `python -m harness run` leaves its results
 _LABEL = re.compile(r"[A-Za-z0-9_.+-]+")  # a machine label: no "/", so "dir/a=b.jsonl" stays a path
@@ -63,9 +63,7 @@ def sources(args, option: str, given: list[str], default: str) -> list[tuple[str
             label, path = "", text
         if not path:
             usage(args, f"{option}: expected LABEL=PATH or PATH, got {text!r}")
-        if not Path(path).is_file():
-            usage(args, f"{option}: {path} does not exist" if not Path(path).exists() else f"{option}: {path} is not a file")
-        out.append((label, Path(path)))
+        out.append((label, input_file(args, option, path)))
     if not given and Path(default).is_file():
         out.append(("", Path(default)))
     return out
@@ -75,24 +73,37 @@ def describe(pairs: list[tuple[str, Path]]) -> str:
     return ", ".join(f"{label}={path}" if label else str(path) for label, path in pairs)
 
 
+def check_bench_json(args, option: str, path) -> None:
+    """Exit 2 naming `option` when `path` is not pytest-benchmark JSON (read here only to say so before any
+    page is written; the pages read it again)."""
+    from harness.report import load_run
+
+    if not path:
+        return
+    try:
+        load_run(input_file(args, option, path))
+    except (ValueError, OSError) as exc:
+        usage(args, f"{option}: {exc}")
+
+
 def cmd_report(args) -> int:
     from harness.report import load_runs
     from harness.results import merge
 
     results = sources(args, "--results", args.results, RESULTS_JSONL)
     bench = sources(args, "--bench-json", args.bench_json, BENCH_JSON)
-    if args.compare and not Path(args.compare).exists():
-        usage(args, f"--compare: {args.compare} does not exist")
+    check_bench_json(args, "--compare", args.compare)
+    check_output_paths(args, folders={"--out": args.out})
     if not results and not bench:
         raise SystemExit(f"nothing to report: no {RESULTS_JSONL} (python -m harness run) and no "
                          f"{BENCH_JSON} (python -m harness bench); name them with --results / --bench-json")
     try:
         records = merge(results)
-    except ValueError as exc:  # not a results file, or one cell twice: name the files and lines, no traceback
+    except (ValueError, OSError) as exc:  # not a results file, or one cell twice: name the files and lines
         usage(args, f"--results: {exc}")
     try:
         run = load_runs(bench) if bench else None
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # not (pytest-benchmark) JSON: load_run names the file
         usage(args, f"--bench-json: {exc}")
     write_pages(args.out, records, describe(results), run, args.compare, args.threshold)
     return 0

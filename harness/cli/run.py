@@ -11,8 +11,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from . import BENCH_JSON, add_selection_options, csv, select
-from .report import add_machine_option, add_page_options, write_pages
+from . import BENCH_JSON, add_selection_options, check_output_paths, csv, select
+from .report import add_machine_option, add_page_options, check_bench_json, write_pages
 
 
 def add_parser(sub) -> None:
@@ -61,6 +61,9 @@ def cmd_run(args) -> int:
     if args.bench and (not args.bench_json or importlib.util.find_spec("harness.bench") is None):
         raise SystemExit("--bench needs --bench-json and the benchmark suite (harness.bench, python -m harness bench)")
     cases, names = select(args)
+    check_output_paths(args, files={"--results": args.results, "--bench-json": args.bench_json if args.bench else ""},
+                       folders={"--reports": args.reports})
+    check_bench_json(args, "--compare", args.compare)
     results = []
     for case in cases:
         for name in names:

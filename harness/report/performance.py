@@ -225,7 +225,11 @@ def parse(data: dict[str, Any], source: str = "", machine: str = "") -> Run:
 
 def load_run(path: str | Path, machine: str = "") -> Run:
     with open(path) as fh:
-        return parse(json.load(fh), str(path), machine)
+        try:
+            data = json.load(fh)
+        except json.JSONDecodeError as exc:  # named, not a bare "Expecting value: line 1 column 1"
+            raise ValueError(f"{path}: not JSON, so not pytest-benchmark JSON ({exc})") from exc
+    return parse(data, str(path), machine)
 
 
 def load_runs(sources: Sequence[tuple[str, str | Path]]) -> Run:
