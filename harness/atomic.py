@@ -1,8 +1,10 @@
 """The one way this project writes a file: to a temporary beside the target, then renamed into place.
 
-A write that fails part-way (a full disk, a quota, a crash, Ctrl-C) leaves the earlier file exactly as it
-was and no temporary behind; readers never see a half-written file. Every writer in harness/ goes through
-here:
+A write that fails part-way (a full disk, a quota, an exception, Ctrl-C) leaves the earlier file exactly as
+it was and no temporary behind; readers never see a half-written file. A process killed outright (kill -9, a
+power cut) leaves the earlier file too, and at most a hidden `.NAME.*.tmp` folder beside it. Files that belong
+together are each replaced atomically, one after the other (tested in cases/test_atomic.py, which also checks
+that nothing else in harness/ writes a file). Every writer in harness/ goes through here:
 
     with atomic.open_for_writing(path, "w") as fh:     # a file object, for code that writes to a stream
         fh.write(text)
