@@ -10,6 +10,9 @@ forget_bias and clips), and a field the file holds must match it. The LSTM is im
 --dtype and written to -o in that framework's form; what the export folded is printed, and the spec of the
 written parameters. --check runs SRC in its own framework from its own file and OUT in the target's, beside
 the float64 oracle, on the same inputs, and prints every output part's worst error (harness/port_check.py).
+-o that is SRC (or one of the files of a checkpoint or folder SRC) is refused before anything is read; NaN or
+infinite weights are refused unless --allow-nonfinite (then --check compares the weights: SRC's outputs are
+not finite).
 
 Exit status: 0 done; 1 the conversion cannot be done here (a feature the target cannot express, or a
 framework a step needs is not installed); 2 bad usage or input (the message names the parameter, what
