@@ -212,7 +212,9 @@ class _Graph:
 
     def _refuse_cycles(self) -> None:
         """A node that (through others) reads its own output: a named error, so no walk below can loop."""
-        preds = {id(n): {id(self.producer[i]) for i in n.input if i in self.producer} for n in self.nodes}
+        # in graph and input order, so the node named is the same on every run
+        preds = {id(n): list(dict.fromkeys(id(self.producer[i]) for i in n.input if i in self.producer))
+                 for n in self.nodes}
         by_id = {id(n): n for n in self.nodes}
         waiting = {k: len(v) for k, v in preds.items()}
         ready = [k for k, v in waiting.items() if not v]
@@ -225,13 +227,13 @@ class _Graph:
                 waiting[s] -= 1
                 if not waiting[s]:
                     ready.append(s)
-        stuck = {k for k, v in waiting.items() if v}
+        stuck = [id(n) for n in self.nodes if waiting[id(n)]]
         if not stuck:
             return
-        seen, k = [], next(iter(stuck))
+        seen, k = [], stuck[0]
         while k not in seen:  # step back through stuck predecessors until one repeats: that one is on the cycle
             seen.append(k)
-            k = next(p for p in preds[k] if p in stuck)
+            k = next(p for p in preds[k] if waiting[p])  # a stuck predecessor
         cycle = [k, *reversed(seen[seen.index(k) + 1:]), k]  # in the direction the data flows
         raise ValueError(f"onnx import: node {_describe(by_id[k])} reads its own output through a cycle "
                          f"({' -> '.join(_describe(by_id[c]) for c in cycle)}): "
