@@ -50,6 +50,7 @@ def record(tmp_path):
     (["--results", "{file}/r.jsonl"], "--results: cannot write .*: .* is a file, not a folder"),
     (["--bench", "--bench-json", "{folder}"], "--bench-json: .* is a folder; expected a file to write"),
     (["--compare", "{file}"], "--compare: .* is not pytest-benchmark JSON"),
+    (["--bench-json", "{file}"], "--bench-json: .* is not pytest-benchmark JSON"),  # read for the page
 ])
 def test_run_refuses_bad_paths_before_any_case_runs(argv, message, tmp_path, capsys, no_case_runs):
     (tmp_path / "file").write_text("not JSON")
@@ -57,6 +58,13 @@ def test_run_refuses_bad_paths_before_any_case_runs(argv, message, tmp_path, cap
     defaults = {"--results": str(tmp_path / "r.jsonl"), "--reports": str(tmp_path / "pages")}
     extra = [x for option, path in defaults.items() if option not in argv for x in (option, path)]
     _usage(["run", "--case", "plain", "--backend", "torch", *argv, *extra], capsys, message)
+
+
+def test_bench_refuses_an_output_folder_before_any_benchmark(tmp_path, capsys, monkeypatch):
+    from harness.cli import bench
+
+    monkeypatch.setattr(bench, "pytest", lambda *a, **k: pytest.fail("a benchmark ran before --out was checked"))
+    _usage(["bench", "--backend", "torch", "--out", str(tmp_path)], capsys, "--out: .* is a folder")
 
 
 # report: records, files and folders ------------------------------------------------------------------

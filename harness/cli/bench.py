@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import BENCH_JSON, csv, pytest, subjects
+from . import BENCH_JSON, check_output_paths, csv, pytest, subjects
 from .report import add_machine_option
 
 
@@ -37,6 +37,7 @@ def cmd_bench(args) -> int:
     from harness import atomic, devices
 
     names = subjects(args)
+    check_output_paths(args, files={"--out": args.out})  # before the first benchmark, not after the last
     out = Path(args.out).resolve()
     parts = out.parent / "bench"
     parts.mkdir(parents=True, exist_ok=True)

@@ -64,6 +64,8 @@ def cmd_run(args) -> int:
     check_output_paths(args, files={"--results": args.results, "--bench-json": args.bench_json if args.bench else ""},
                        folders={"--reports": args.reports})
     check_bench_json(args, "--compare", args.compare)
+    if not args.bench and args.bench_json and Path(args.bench_json).exists():  # read for the performance page
+        check_bench_json(args, "--bench-json", args.bench_json)
     results = []
     for case in cases:
         for name in names:
