@@ -49,8 +49,8 @@ def record(tmp_path):
     (["--reports", "{file}"], "--reports: .* is a file; expected a folder to write into"),
     (["--results", "{file}/r.jsonl"], "--results: cannot write .*: .* is a file, not a folder"),
     (["--bench", "--bench-json", "{folder}"], "--bench-json: .* is a folder; expected a file to write"),
-    (["--compare", "{file}"], "--compare: .* is not pytest-benchmark JSON"),
-    (["--bench-json", "{file}"], "--bench-json: .* is not pytest-benchmark JSON"),  # read for the page
+    (["--compare", "{file}"], "--compare: .*file: not JSON, so not pytest-benchmark JSON"),
+    (["--bench-json", "{file}"], "--bench-json: .*file: not JSON"),  # read for the page
 ])
 def test_run_refuses_bad_paths_before_any_case_runs(argv, message, tmp_path, capsys, no_case_runs):
     (tmp_path / "file").write_text("not JSON")
@@ -94,10 +94,11 @@ def test_a_good_record_reads_back(record, tmp_path):
     (["--results", "{missing}"], "--results: .*missing.jsonl does not exist"),
     (["--results", "{folder}"], "--results: .* is a folder; expected a file"),
     (["--results", "{results}", "--out", "{results}"], "--out: .* is a file; expected a folder"),
-    (["--bench-json", "{not_json}"], "--bench-json: .* is not pytest-benchmark JSON: Expecting value"),
-    (["--bench-json", "{other_json}"], "--bench-json: .* is not pytest-benchmark JSON: .*expected pytest-benchmark "
-                                       "JSON with a 'benchmarks' list"),
-    (["--results", "{results}", "--compare", "{not_json}"], "--compare: .* is not pytest-benchmark JSON"),
+    (["--bench-json", "{not_json}"], r"--bench-json: .*bench.json: not JSON, so not pytest-benchmark JSON \(Expecting "
+                                     "value"),
+    (["--bench-json", "{other_json}"], "--bench-json: .*other.json: expected pytest-benchmark JSON with a 'benchmarks' "
+                                       "list"),
+    (["--results", "{results}", "--compare", "{not_json}"], "--compare: .*bench.json: not JSON"),
     (["--results", "{results}", "--compare", "{missing}"], "--compare: .*missing.jsonl does not exist"),
 ])
 def test_report_names_a_bad_file_or_folder(argv, message, record, tmp_path, capsys):
