@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import backends, bench
+from harness import backends, bench, precision
 from harness.results import NOT_INSTALLED, SKIPPED, UNSUPPORTED
 
 pytestmark = pytest.mark.bench
@@ -38,7 +38,7 @@ def settings(request, mode) -> bench.Settings:
 
 def test_forward(benchmark, backend_name, work, settings, request):
     backend = backends.get(backend_name)
-    for status, reason in ((NOT_INSTALLED, backend.installed()),
+    for status, reason in ((NOT_INSTALLED, backend.installed() or precision.dtype_missing(work.dtype)),
                            (UNSUPPORTED, reason_if_installed(backend, "supports", work)),
                            (SKIPPED, reason_if_installed(backend, "device_missing", work))):
         if reason:
@@ -49,7 +49,7 @@ def test_forward(benchmark, backend_name, work, settings, request):
 
 
 def reason_if_installed(backend, check: str, work: bench.Work) -> str | None:
-    if backend.installed():
+    if backend.installed() or precision.dtype_missing(work.dtype):
         return None  # already reported as not installed
     if check == "supports":
         return backend.supports(work.spec, work.dtype, work.device)

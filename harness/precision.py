@@ -52,14 +52,35 @@ def current() -> str:
     return _current
 
 
+def check_dtype(name: str) -> str:
+    """A dtype name from a command line or an option: one of DTYPES (whether this install can represent it is
+    dtype_missing's question, answered per cell as 'not installed')."""
+    if name not in DTYPES:
+        raise ValueError(f"dtype: expected one of {DTYPES}, got {name!r}")
+    return name
+
+
+def dtype_missing(dtype) -> str | None:
+    """None if numpy can hold `dtype` here, else why not with what to install (bfloat16 needs ml_dtypes)."""
+    if "bfloat16" not in str(dtype if isinstance(dtype, str) else getattr(dtype, "__name__", dtype)):
+        return None
+    try:
+        import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy)
+    except ImportError as exc:
+        from . import extras
+
+        return "dtype bfloat16 needs the ml_dtypes package (numpy has no bfloat16)" + extras.hint("ml_dtypes") \
+            + f" ({type(exc).__name__}: {exc})"
+    return None
+
+
 def dtype_name(dtype) -> str:
     """Canonical dtype name ("float32", ..., "bfloat16"); bfloat16 needs ml_dtypes (numpy has none)."""
     text = dtype if isinstance(dtype, str) else getattr(dtype, "__name__", str(dtype))
     if "bfloat16" in str(text):
-        try:
-            import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy)
-        except ImportError as exc:
-            raise ValueError("dtype bfloat16 needs the ml_dtypes package (numpy has no bfloat16)") from exc
+        missing = dtype_missing("bfloat16")
+        if missing:
+            raise ValueError(missing)
         return "bfloat16"
     try:
         name = str(np.dtype(dtype))

@@ -509,7 +509,7 @@ class OnnxBackend(Backend):
             try:
                 importlib.import_module(module)
             except Exception as exc:
-                return f"{module} is not installed ({type(exc).__name__}: {exc})"
+                return self.not_installed(module, exc)
         return None
 
     def supports(self, spec, dtype="float32", device="cpu"):
