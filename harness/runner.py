@@ -4,6 +4,8 @@ pytest cases and `python -m harness run`.
 
 from __future__ import annotations
 
+import json
+import shlex
 import time
 import traceback
 from dataclasses import dataclass
@@ -28,8 +30,18 @@ class Outcome:
 
 
 def reproduce_command(case: str, backend: str, dtype: str, device: str, mode: str) -> str:
-    return (f"python -m harness run --case {case} --backend {backend} --dtype {dtype} "
-            f"--device {device} --precision {mode}")
+    """The command line that runs this one cell again.
+
+    A backend registered from Python (backends.register) exists only in the process that registered it, so its
+    command registers it again before running (built-in and entry-point backends are the CLI's own).
+    """
+    argv = ["run", "--case", case, "--backend", backend, "--dtype", dtype, "--device", device, "--precision", mode]
+    if backends.origin(backend) != backends.REGISTERED:
+        return "python -m harness " + shlex.join(argv)
+    code = (f"from harness import backends; backends.register({json.dumps(backend)}, "
+            f"{json.dumps(backends.target(backend))}); from harness.__main__ import main; "
+            f"raise SystemExit(main({json.dumps(argv)}))")
+    return "python -c " + shlex.quote(code)
 
 
 def oracle_for(case: Case, dtype: str, seed: int | None = None):
@@ -57,13 +69,14 @@ def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str 
     backend = backends.get(backend_name) if backend is None else backend
     if backend.reference:
         raise ValueError(f"{backend_name} is the reference: comparing it with itself proves nothing")
-    dtype = precision.dtype_name(dtype)
+    missing = precision.dtype_missing(dtype)  # bfloat16 without ml_dtypes: not installed, not bad input
+    dtype = precision.check_dtype(dtype) if missing else precision.dtype_name(dtype)
     precision.check_mode(mode)
     devices.check_device(device)  # a typo is bad input, not every backend's 'unsupported'
     record = Result(case=case.name, backend=backend_name, device=device, dtype=dtype, precision=mode,
                     status=PASS, spec=case.spec.to_dict(), seed=case.seed if seed is None else seed,
                     reproduce=reproduce_command(case.name, backend_name, dtype, device, mode))
-    reason = backend.installed()
+    reason = backend.installed() or missing
     if reason:
         record.status, record.reason = NOT_INSTALLED, reason
         return Outcome(record)

@@ -41,12 +41,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .. import devices, precision
+from .. import devices, extras, precision
 from ..canonical import CanonicalLSTM
 from ..inputs import check_inputs
 from ..outputs import LSTMOutput
@@ -116,6 +117,7 @@ class Backend:
     description: str = ""  # what it runs, one line, for the README and reports
     capabilities: Capabilities = Capabilities()
     reference: bool = False  # the oracle itself: never a subject of the agreement tests
+    install_hint: str = ""  # how to install what it needs, for "not installed" (default: the harness's extra)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -128,9 +130,15 @@ class Backend:
     def installed(self) -> str | None:
         try:
             importlib.import_module(self.framework)
-        except Exception as exc:  # a broken install is "not installed" too, with its reason
-            return f"{self.framework} is not installed ({type(exc).__name__}: {exc})"
+        except Exception as exc:  # a broken install is "not installed" too, with its reason (and the extra)
+            return self.not_installed(self.framework, exc)
         return None
+
+    def not_installed(self, module: str, exc: BaseException) -> str:
+        """Why `module` cannot be imported, with what to install: `install_hint`, else the harness's extra."""
+        if self.install_hint:
+            return f"{module} is not installed ({type(exc).__name__}: {exc}); {self.install_hint}"
+        return extras.not_installed(module, exc)
 
     def supports(self, spec: LSTMSpec, dtype: str = "float32", device: str = "cpu") -> str | None:
         """None if the backend can run `spec`, else the reason it cannot (a feature it lacks)."""
@@ -291,24 +299,104 @@ _REGISTRY: dict[str, str] = {
     "jax-cudnn": "harness.backends.jax_cudnn:JaxCudnnBackend",
 }
 _INSTANCES: dict[str, Backend] = {}
+BUILT_IN = "built-in"
+REGISTERED = "registered from Python (harness.backends.register)"
+_ORIGINS: dict[str, str] = dict.fromkeys(_REGISTRY, BUILT_IN)  # name -> where it came from (see origin())
+
+# Third-party backends: a distribution declares, in its pyproject.toml,
+#     [project.entry-points."lstm_harness.backends"]
+#     mine = "my_pkg.my_backend:MyBackend"
+# and the registry adds them on first use (names(), get(), subjects()), so the CLI, the pytest options and the
+# reproduce commands see them. The module is imported only when the backend is first used.
+ENTRY_POINT_GROUP = "lstm_harness.backends"
+_entry_points_loaded = False
+IGNORED: dict[str, str] = {}  # entry points not added, with why (a name the harness already has)
+
+
+def _registry() -> dict[str, str]:
+    global _entry_points_loaded
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "an unnamed distribution"
+            where = f"entry point {ep.name} = {ep.value} of {dist}"
+            if ep.name in _REGISTRY:  # a plugin never replaces a backend silently; register() may, explicitly
+                IGNORED[ep.name] = f"{where}: ignored, the name is taken by the {origin(ep.name)} backend"
+                warnings.warn(f"lstm-harness: {IGNORED[ep.name]}", RuntimeWarning, stacklevel=2)
+                continue
+            _REGISTRY[ep.name] = f"{ep.module}:{ep.attr}"
+            _ORIGINS[ep.name] = where
+    return _REGISTRY
 
 
 def names() -> list[str]:
-    return list(_REGISTRY)
+    return list(_registry())
+
+
+def target(name: str) -> str:
+    """Backend `name`'s "module:Class"."""
+    registry = _registry()
+    if name not in registry:
+        raise KeyError(f"unknown backend {name!r}; known backends: {', '.join(registry)}")
+    return registry[name]
+
+
+def origin(name: str) -> str:
+    """Where backend `name` comes from: built-in, an entry point (which distribution), or register()."""
+    return _ORIGINS.get(name, REGISTERED)
 
 
 def get(name: str) -> Backend:
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown backend {name!r}; known backends: {', '.join(_REGISTRY)}")
     if name not in _INSTANCES:
-        module, cls = _REGISTRY[name].split(":")
-        _INSTANCES[name] = getattr(importlib.import_module(module), cls)()
+        module, cls = target(name).split(":")
+        if origin(name) == BUILT_IN:
+            _INSTANCES[name] = getattr(importlib.import_module(module), cls)()
+        else:  # someone else's code: one that cannot load is "not installed" with why, not a crash of every command
+            _INSTANCES[name] = _load_outside(name, module, cls)
     return _INSTANCES[name]
 
 
+def _load_outside(name: str, module: str, cls: str) -> Backend:
+    try:
+        backend = getattr(importlib.import_module(module), cls)()
+    except Exception as exc:  # noqa: BLE001  (someone else's module: whatever it raises, it is not loadable)
+        return Unloadable(name, f"{module}:{cls} could not be loaded ({type(exc).__name__}: {exc}); "
+                                f"it comes from the {origin(name)}")
+    if not isinstance(backend, Backend) or backend.name != name:
+        what = f"a Backend named {backend.name!r}" if isinstance(backend, Backend) else type(backend).__name__
+        return Unloadable(name, f"{module}:{cls} is {what}, expected a harness.backends.Backend subclass whose "
+                                f"name is {name!r} (from the {origin(name)})")
+    return backend
+
+
+class Unloadable(Backend):
+    """A backend from outside the package whose code cannot be loaded: reported as not installed, with why."""
+
+    description = "a backend whose code could not be loaded"
+
+    def __init__(self, name: str, reason: str):
+        self.name, self.framework, self.reason = name, name, reason
+
+    def installed(self) -> str | None:
+        return self.reason
+
+    def import_(self, native, spec, select=None):
+        raise NotInstalled(self.reason)
+
+    def to_native(self, model, dtype):
+        raise NotInstalled(self.reason)
+
+
 def register(name: str, target: str) -> None:
-    """Add a backend from outside the package: register("mine", "my_pkg.my_backend:MyBackend")."""
-    _REGISTRY[name] = target
+    """Add a backend from outside the package: register("mine", "my_pkg.my_backend:MyBackend").
+
+    It wins over an entry point of the same name. The command line sees it only in this process: a reproduce
+    command for it registers it first (harness.runner.reproduce_command); an entry point makes it permanent.
+    """
+    _registry()[name] = target
+    _ORIGINS.pop(name, None)
     _INSTANCES.pop(name, None)
 
 
