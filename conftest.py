@@ -24,7 +24,9 @@ import pytest
 if importlib.util.find_spec("torch") is not None:
     import torch  # noqa: F401
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of test output
+from harness import quiet
+
+quiet.environment()  # keep the frameworks' start-up chatter out of test output (set before TensorFlow loads)
 
 
 def _csv(value: str) -> list[str]:
@@ -73,7 +75,7 @@ def _check_options(config):
     """A typo in --backend/--dtype/--device/--precision is a usage error naming it, not N failed tests."""
     from harness import backends, devices, precision
 
-    checks = (("--backend", backends.get), ("--dtype", precision.dtype_name), ("--device", devices.check_device),
+    checks = (("--backend", backends.get), ("--dtype", precision.check_dtype), ("--device", devices.check_device),
               ("--precision", precision.check_mode))
     for option, check in checks:
         for value in _csv(config.getoption(option)):

@@ -1,4 +1,4 @@
-"""Command line: `python -m harness run | report | measure | bench | gpu | convert`.
+"""Command line: `python -m harness run | report | measure | bench | gpu | convert | list`.
 
   run      the main job: the agreement matrix over every installed framework, printed as a table,
            saved as JSON lines and written as reports/agreement.html (plus reports/performance.html
@@ -21,15 +21,22 @@
            its reason. `tox -e gpu` runs this after installing the CUDA builds.
   convert  a trained LSTM's parameter file from one framework's form to another's, never unpickling
            (harness/cli/convert.py; file forms in harness/files.py); --check runs both and compares.
+  list     the cases, or the backends with their status (installed, or why not and the extra to install)
+           and what each can express.
+
+Every command checks all its options before it starts work; a bad one exits 2 with
+"python -m harness CMD: error: --option: ...". `python -m harness CMD --help` lists each option and the
+command's exit statuses.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter (as in conftest.py)
+from harness import quiet
+
+quiet.environment()  # the frameworks' logging switches, before any of them is imported (as in conftest.py)
 
 import importlib.util  # noqa: E402
 
@@ -37,17 +44,22 @@ if importlib.util.find_spec("torch") is not None:  # torch before tensorflow, as
     import torch  # noqa: F401
 
 from harness.cli import bench, convert, gpu, measure, report, run  # noqa: E402
+from harness.cli import list as list_
 
-COMMANDS = (run, report, measure, bench, gpu, convert)  # each registers its own subcommand (harness/cli/)
+COMMANDS = (run, report, measure, bench, gpu, convert, list_)  # each registers its own subcommand (harness/cli/)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

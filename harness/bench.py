@@ -290,15 +290,21 @@ def machine_info(config) -> dict[str, Any]:
 
 
 # One JSON from the per-process runs ---------------------------------------------------------
-def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Merge per-process pytest-benchmark JSON files into one of the same schema.
+def merge(runs: list[dict[str, Any]], earlier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Merge per-process pytest-benchmark JSON files into one of the same schema, on top of `earlier`.
 
     `runs`: one dict per process with "json" (its --benchmark-json path, maybe never written when
     nothing ran), "not_run" (its --bench-not-run path) and what was run ("backend", "precision",
     "devices", "command", "returncode"). The top level keeps pytest-benchmark's keys (machine_info
     and commit_info of the first process that wrote one; every benchmark's extra_info carries its
-    own process's versions, threads and precision flags); "lstm_harness" lists the processes with
-    their machine_info and every benchmark that could not run, with the reason.
+    own process's versions, threads and precision flags, and "run_datetime", when its process ran);
+    "lstm_harness" lists the processes with their machine_info and every benchmark that could not
+    run, with the reason.
+
+    `earlier`: the merged JSON this run goes into (a previous `python -m harness bench`). What this
+    run measured, or found it could not run, replaces the earlier entry of the same (backend, precision
+    mode, benchmark); every other earlier benchmark is kept with its own run_datetime, and so are the
+    earlier processes of a (backend, precision mode) this run did not run again.
     """
     import json
     from datetime import datetime, timezone
@@ -315,12 +321,53 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
             if not merged["machine_info"]:
                 merged.update(machine_info=data["machine_info"], commit_info=data["commit_info"],
                               version=data["version"])
+            for b in data["benchmarks"]:
+                b.setdefault("extra_info", {}).setdefault("run_datetime", data.get("datetime") or merged["datetime"])
             merged["benchmarks"] += data["benchmarks"]
             process["machine_info"] = data["machine_info"].get("lstm_harness", {})
             process["benchmarks"] = len(data["benchmarks"])
+            process["datetime"] = data.get("datetime")
         else:
             process["benchmarks"] = 0
         if Path(run["not_run"]).exists():
-            merged["lstm_harness"]["not_run"] += json.loads(Path(run["not_run"]).read_text())["not_run"]
+            merged["lstm_harness"]["not_run"] += [{"precision": run["precision"], **n}
+                                                  for n in json.loads(Path(run["not_run"]).read_text())["not_run"]]
         merged["lstm_harness"]["processes"].append(process)
+    if earlier:
+        _keep_earlier(merged, earlier)
     return merged
+
+
+def benchmark_key(b: dict[str, Any]) -> tuple[str, str, str]:
+    """(backend, precision mode, name): what a later bench run replaces."""
+    info = b.get("extra_info") or {}
+    return (info.get("backend", ""), (info.get("precision_flags") or {}).get("precision", "exact"), b.get("name", ""))
+
+
+def _not_run_key(n: dict[str, Any]) -> tuple[str, str, str]:
+    return (n.get("backend", ""), n.get("precision", "exact"), n.get("name", ""))
+
+
+def _keep_earlier(merged: dict[str, Any], earlier: dict[str, Any]) -> None:
+    new = {benchmark_key(b) for b in merged["benchmarks"]} | {_not_run_key(n) for n in merged["lstm_harness"]["not_run"]}
+    when = earlier.get("datetime")
+    kept = [b for b in earlier.get("benchmarks", []) if benchmark_key(b) not in new]
+    for b in kept:
+        b.setdefault("extra_info", {}).setdefault("run_datetime", when)
+    merged["benchmarks"] = kept + merged["benchmarks"]
+    ours = earlier.get("lstm_harness") or {}
+    merged["lstm_harness"]["not_run"] = [n for n in ours.get("not_run", []) if _not_run_key(n) not in new] \
+        + merged["lstm_harness"]["not_run"]
+    rerun = {(p["backend"], p["precision"]) for p in merged["lstm_harness"]["processes"]}
+    merged["lstm_harness"]["processes"] = [p for p in ours.get("processes", []) if (p.get("backend"), p.get("precision"))
+                                           not in rerun] + merged["lstm_harness"]["processes"]
+    for key in ("machine_info", "commit_info", "version"):
+        if not merged[key] and earlier.get(key):
+            merged[key] = earlier[key]
+
+
+def run_dates(data: dict[str, Any]) -> tuple[str, str]:
+    """(oldest, newest) date of the runs whose benchmarks `data` holds (a merged JSON spans several runs)."""
+    dates = sorted({(b.get("extra_info") or {}).get("run_datetime") or data.get("datetime") or ""
+                    for b in data.get("benchmarks", [])} - {""})
+    return (dates[0], dates[-1]) if dates else ("", "")

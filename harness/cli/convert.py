@@ -26,9 +26,10 @@ import json
 import sys
 from pathlib import Path
 
-from .. import atomic, backends, files, readers
+from .. import atomic, backends, extras, files, readers
 from ..backends import NonFiniteWeights, UnsupportedFeature
 from ..spec import LSTMSpec
+from . import in_cli_terms
 
 OK, UNSUPPORTED, USAGE, DISAGREE = 0, 1, 2, 3
 _TF1_FLAGS = ("forget_bias", "cell_clip", "proj_clip")
@@ -91,25 +92,32 @@ def _convert(args) -> int:
         _report(written, target.name, args.dtype)
         if args.check:
             from .. import port_check
+            from . import progress
 
-            out = readers.read(target.name, args.out, None, written.spec, "OUT")
-            out_spec = readers.resolve(target.name, out, _open_fields(out, written.spec), {})
-            reloaded = target.import_(out.native, out_spec, select=out.select)
-            if not port_check.check(src, model, source.name, out, reloaded, target.name, args.dtype, args.inputs):
-                return DISAGREE
+            with progress.steps("convert --check", None) as steps:
+                steps.now(f"reading {args.out} back through {target.name}")
+                out = readers.read(target.name, args.out, None, written.spec, "OUT")
+                out_spec = readers.resolve(target.name, out, _open_fields(out, written.spec), {})
+                reloaded = target.import_(out.native, out_spec, select=out.select)
+                steps.now(f"running {source.name} and {target.name} on SRC's and OUT's weights")
+                if not port_check.check(src, model, source.name, out, reloaded, target.name, args.dtype, args.inputs):
+                    return DISAGREE
     except UnsupportedFeature as exc:
-        print(f"unsupported: {exc}", file=sys.stderr)
-        return UNSUPPORTED
+        return _failed(UNSUPPORTED, f"unsupported: {exc}")
     except ImportError as exc:  # a framework a step needs
-        print(f"not installed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return UNSUPPORTED
+        missing = getattr(exc, "name", None)
+        return _failed(UNSUPPORTED, f"not installed: {type(exc).__name__}: {exc}{extras.hint(missing or '')}")
     except NonFiniteWeights as exc:
-        print(f"error: SRC {args.src}: {exc}", file=sys.stderr)
-        return USAGE
+        return _failed(USAGE, f"error: SRC {args.src}: {exc}")
     except (ValueError, TypeError, KeyError, OSError) as exc:
-        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return USAGE
+        return _failed(USAGE, f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}")
     return OK
+
+
+def _failed(status: int, message: str) -> int:
+    """The message as every subcommand words one ("python -m harness convert: error: ..."), in the CLI's terms."""
+    print(f"python -m harness convert: {in_cli_terms(message)}", file=sys.stderr)
+    return status
 
 
 # The spec --------------------------------------------------------------------------------------

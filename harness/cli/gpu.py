@@ -2,6 +2,9 @@
 agreement cases on the GPU in exact mode (float32, float64, float16, bfloat16) and in tf32 mode (float32), then
 `bench` on cpu and cuda, then the pages (reports/agreement.html from the GPU results, reports/performance.html).
 Without a GPU every GPU step is skipped with its reason. `tox -e gpu` runs this after installing the CUDA builds.
+
+Exit status: 0 everything ran and agreed; 1 an agreement run or a benchmark failed; 2 a bad option, before
+anything runs.
 """
 
 from __future__ import annotations
@@ -9,15 +12,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import pytest, subjects
+from . import check_output_paths, pytest, require, subjects, tail
 from .bench import add_common_options, cmd_bench
 from .report import write_pages
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("gpu", help="GPU agreement (exact and tf32) and CPU + GPU benchmarks")
+    p = sub.add_parser("gpu", help="GPU agreement (exact and tf32) and CPU + GPU benchmarks",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_options(p)
-    p.add_argument("--reports", default="reports", help="where the results go")
+    p.add_argument("--reports", default="reports",
+                   help="folder for the results, bench.json and the pages (default reports)")
     p.set_defaults(func=cmd_gpu)
 
 
@@ -29,19 +34,35 @@ def cmd_gpu(args) -> int:
     """
     from harness import devices
 
-    reports = Path(args.reports).resolve()
+    from . import progress
+
     names = subjects(args)
+    require(args, "pytest_benchmark", "pytest-benchmark (the benchmarks' timer)")
+    check_output_paths(args, folders={"--reports": args.reports})
+    reports = Path(args.reports).resolve()
+    reports.mkdir(parents=True, exist_ok=True)
+    bench_args = argparse.Namespace(command=args.command, backend=",".join(names), device="cpu,cuda",
+                                    precision="exact,tf32", threads=args.threads, seconds=args.seconds, k=args.k,
+                                    machine=args.machine, out=str(reports / "bench.json"))
+    from .bench import check
+
+    check(bench_args)  # the JSON the benchmarks go into, before the agreement runs
     status = 0
-    for mode, dtypes in (("exact", "float32,float64,float16,bfloat16"), ("tf32", "float32")):
-        for name in names:
-            _, rc = pytest(["-m", "gpu", "-q", "-rs", "--backend", name, "--dtype", dtypes, "--precision", mode,
-                            *(["--machine", args.machine] if args.machine else []),
-                             f"--results={reports / f'gpu-agreement-{name}-{mode}.jsonl'}", "cases/test_agreement.py"],
-                            env=devices.process_env(args.threads))
-            status |= rc not in (0, 5)  # 5: nothing selected
-    bench_args = argparse.Namespace(backend=",".join(names), device="cpu,cuda", precision="exact,tf32",
-                                    threads=args.threads, seconds=args.seconds, k=args.k, machine=args.machine,
-                                    out=str(reports / "bench.json"))
+    runs = [(mode, dtypes, name) for mode, dtypes in (("exact", "float32,float64,float16,bfloat16"), ("tf32", "float32"))
+            for name in names]
+    with progress.steps("gpu agreement", len(runs)) as steps:
+        for mode, dtypes, name in runs:
+            steps.now(f"{name} {mode}")
+            log = reports / f"gpu-agreement-{name}-{mode}.log"
+            cmd, rc = pytest(["-m", "gpu", "-q", "-rs", "--backend", name, "--dtype", dtypes, "--precision", mode,
+                              *(["--machine", args.machine] if args.machine else []),
+                              f"--results={reports / f'gpu-agreement-{name}-{mode}.jsonl'}", "cases/test_agreement.py"],
+                             env=devices.process_env(args.threads), log=log)
+            print(f"agreement on the GPU, {name} {mode}: exit status {rc} (log {log})", flush=True)
+            if rc not in (0, 5):  # 5: nothing selected
+                status = 1
+                print(f"FAILED: {' '.join(cmd)}\n{tail(log)}")
+            steps.advance()
     status |= cmd_bench(bench_args)
     from harness.report.performance import REGRESSION_THRESHOLD
     from harness.results import merge
@@ -49,5 +70,5 @@ def cmd_gpu(args) -> int:
     results = merge([("", path) for path in sorted(reports.glob("gpu-agreement-*.jsonl"))])
     bench = reports / "bench.json"
     write_pages(reports, results, str(reports / "gpu-agreement-*.jsonl"), bench if bench.exists() else None, "",
-                 REGRESSION_THRESHOLD)
+                REGRESSION_THRESHOLD)
     return int(status)
