@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from harness import CanonicalLSTM, LSTMSpec, backends, files
+from harness import CanonicalLSTM, LSTMSpec, backends, extras, files
 from harness.__main__ import main
 from harness.compare import tolerance_for
 from harness.cli.convert import DISAGREE, OK, UNSUPPORTED, USAGE, spec_json
@@ -29,7 +29,7 @@ def convert(*argv) -> int:
 @pytest.fixture
 def torch_file(tmp_path):
     """A real torch.nn.LSTM's state_dict, saved with safetensors.torch (what a torch user has)."""
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=extras.skip_reason("torch"))
     from safetensors.torch import save_file
 
     torch.manual_seed(0)

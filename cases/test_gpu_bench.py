@@ -22,7 +22,7 @@ from harness.catalogue import get_case
 from harness.compare import GPU_TOLERANCES, TOLERANCES, compare, tolerance_for
 from harness.outputs import LSTMOutput
 from harness.report.performance import load_run
-from harness.results import PASS, SKIPPED
+from harness.results import NOT_INSTALLED, PASS, SKIPPED
 from harness.runner import oracle_for, run_case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,18 @@ def test_unknown_mode_and_dtype_are_refused_by_name():
         precision.apply("fast")
     with pytest.raises(ValueError, match="dtype: expected one of"):
         precision.dtype_name("float17")
-    assert precision.dtype_name("bfloat16") == "bfloat16" and precision.dtype_name(np.float16) == "float16"
+    assert precision.dtype_name(np.float16) == "float16"
+
+
+def test_bfloat16_without_ml_dtypes_is_not_installed_naming_the_extras(monkeypatch):
+    if precision.dtype_missing("bfloat16") is None:  # here: ml_dtypes came with jax or tensorflow
+        assert precision.dtype_name("bfloat16") == "bfloat16"
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)  # as in a torch-only install (.[torch,test])
+    reason = precision.dtype_missing("bfloat16")
+    assert reason.startswith("dtype bfloat16 needs the ml_dtypes package") and "install the jax or tf extra" in reason
+    r = run_case(get_case("plain"), "torch", "bfloat16").result
+    assert (r.status, r.reason) == (NOT_INSTALLED, reason)  # a cell that cannot run here, not bad input
+    assert precision.check_dtype("bfloat16") == "bfloat16"  # so --dtype bfloat16 is no usage error either
 
 
 def test_the_mode_goes_with_every_result(exact_afterwards):
@@ -237,13 +248,18 @@ def test_benchmarks_stay_out_of_a_plain_pytest():
 def test_harness_bench_leaves_a_json_for_the_reports(tmp_path):
     installed("torch")
     out = tmp_path / "bench.json"
+    earlier = json.loads((ROOT / "cases" / "data" / "benchmark-sample.json").read_text())
+    out.write_text(json.dumps({**earlier, "benchmarks": [b for b in earlier["benchmarks"]
+                                                         if b["extra_info"]["backend"] == "keras"]}))
     run = subprocess.run([sys.executable, "-m", "harness", "bench", "--backend", "torch", "--device", "cpu,cuda",
                           "--seconds", "0.05", "-k", "steps-B16-T1-", "--out", str(out), "--machine", "ci-box"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     data = json.loads(out.read_text())
     assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(data)  # pytest-benchmark's
-    [cpu] = [b for b in data["benchmarks"] if b["extra_info"]["device"] == "cpu"]
+    kept = [b for b in data["benchmarks"] if b["extra_info"]["backend"] == "keras"]  # merged into, not replaced
+    assert len(kept) == 10 and {b["extra_info"]["run_datetime"] for b in kept} == {earlier["datetime"]}
+    [cpu] = [b for b in data["benchmarks"] if b["extra_info"]["device"] == "cpu" and b["extra_info"]["backend"] == "torch"]
     info = cpu["extra_info"]
     assert cpu["group"] == "sweep steps cpu float32 B16 I256 H256" and cpu["stats"]["rounds"] >= 3
     assert info["kernel"] == "oneDNN (aten::mkldnn_rnn_layer)"

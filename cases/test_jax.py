@@ -19,7 +19,7 @@ import contextlib
 import numpy as np
 import pytest
 
-from harness import backends, catalogue
+from harness import backends, catalogue, extras
 from harness.backends import UnsupportedFeature, convert
 from harness.canonical import CanonicalLSTM
 from harness.compare import tolerance_for
@@ -219,7 +219,7 @@ def test_jax_cudnn_support_follows_the_devices():
 # Conversion: PyTorch's two biases into Flax's one, and back ------------------------------------------
 @pytest.mark.parametrize("flax_name", ["flax", "flax-nnx"])
 def test_torch_double_bias_into_flax_and_back(flax_name):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=extras.skip_reason("torch"))
     backend(flax_name)
     spec = BIDI2  # bias="double": torch.nn.LSTM's bias_ih and bias_hh, both nonzero from torch's init
     torch.manual_seed(0)

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from harness import backends, catalogue
+from harness import backends, catalogue, extras
 from harness.backends import UnsupportedFeature
 from harness.canonical import CanonicalLSTM
 from harness.compare import compare, tolerance_for
@@ -23,7 +23,7 @@ from harness.runner import oracle_for
 from harness.spec import LSTMSpec
 from misplaced_gate_clip import WRONG_PLACES, forward as misplaced_forward
 
-onnx = pytest.importorskip("onnx", reason="not installed: onnx")
+onnx = pytest.importorskip("onnx", reason=extras.skip_reason("onnx"))
 helper = onnx.helper
 
 ORT = backends.get("onnx")
@@ -194,9 +194,9 @@ def test_a_clip_that_never_binds_imports_as_what_it_is():
 
 # Import from torch.onnx.export ------------------------------------------------------------------
 def _export_torch(module, args, path, **kw):
-    torch = pytest.importorskip("torch", reason="not installed: torch")
+    torch = pytest.importorskip("torch", reason=extras.skip_reason("torch"))
     if kw.get("dynamo", True):
-        pytest.importorskip("onnxscript", reason="not installed: onnxscript (torch.onnx.export's current exporter)")
+        pytest.importorskip("onnxscript", reason=extras.skip_reason("onnxscript", "torch.onnx.export's current exporter"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation and tracing chatter
         with torch.no_grad():
@@ -205,7 +205,7 @@ def _export_torch(module, args, path, **kw):
 
 
 def _torch_lstm_and_inputs(seed=0):
-    torch = pytest.importorskip("torch", reason="not installed: torch")
+    torch = pytest.importorskip("torch", reason=extras.skip_reason("torch"))
     torch.manual_seed(seed)
     lstm = torch.nn.LSTM(5, 7, num_layers=2, bidirectional=True)
     x, h0, c0 = CanonicalLSTM.random(SPEC_2BI).random_inputs(3, 6, seed=1)
@@ -232,7 +232,7 @@ def test_torch_onnx_export_imports_exactly_and_agrees(exporter, tmp_path):
     """The current exporter, and the legacy one without constant folding (W, R, B as Slice/Concat/Unsqueeze
     of the torch parameters, evaluated on import)."""
     _ort_or_skip()
-    torch = pytest.importorskip("torch", reason="not installed: torch")
+    torch = pytest.importorskip("torch", reason=extras.skip_reason("torch"))
     lstm, args = _torch_lstm_and_inputs()
     kw = {"dynamo": True} if exporter == "dynamo" else {"dynamo": False, "do_constant_folding": False}
     path = _export_torch(_with_state(lstm), args, tmp_path / "torch.onnx", input_names=["x", "h0", "c0"], **kw)
@@ -287,7 +287,7 @@ SPEC_SIDE = LSTMSpec(input_size=5, hidden_size=3)
 
 @pytest.mark.parametrize("exporter", ["dynamo", "legacy"])
 def test_select_picks_one_lstm_among_several(exporter, tmp_path):
-    torch = pytest.importorskip("torch", reason="not installed: torch")
+    torch = pytest.importorskip("torch", reason=extras.skip_reason("torch"))
     module = _several()
     path = _export_torch(module, (torch.zeros(6, 3, 5),), tmp_path / "several.onnx", dynamo=exporter == "dynamo")
     graph = onnx.load(path).graph

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import extras
 from harness.report import write_reports
 from harness.results import STATUSES
 from report_samples import BENCH_SAMPLE, sample_results
@@ -33,7 +34,7 @@ def _find(env: str, names: tuple[str, ...]) -> str | None:
 
 @pytest.fixture(scope="module")
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install .[test])")
+    webdriver = pytest.importorskip("selenium.webdriver", reason=extras.skip_reason("selenium", "the browser test drives Chromium"))
     chrome = _find("LSTM_CHROME", ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"))
     driver_bin = _find("LSTM_CHROMEDRIVER", ("chromedriver",))
     if not chrome or not driver_bin:
