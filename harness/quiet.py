@@ -35,6 +35,8 @@ CHATTER = (
     re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"),
     _GLOG,
     re.compile(r"oneDNN custom operations are on"),
+    # the second line of TensorFlow's cpu_feature_guard INFO message (the first is a glog line)
+    re.compile(r"^To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags"),
     # XLA / TensorFlow with CUDA: each registers the same CUDA plugins, and says so at error level
     re.compile(r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered"),
 )
