@@ -139,7 +139,8 @@ def test_agreement_page_in_browser(browser, pages):
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", fail)
     fail.find_element(By.TAG_NAME, "summary").click()
     assert fail.get_attribute("open") is not None and body.is_displayed()
-    assert "python -m harness run --case" in body.find_element(By.CSS_SELECTOR, "code.repro").text
+    # sloppy is registered from Python: its command registers it, then runs the cell (cases/test_plugins.py)
+    assert '["run", "--case", "plain", "--backend", "sloppy"' in body.find_element(By.CSS_SELECTOR, "code.repro").text
     _screenshot(browser, "agreement-detail.png")
 
 
