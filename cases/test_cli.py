@@ -106,6 +106,8 @@ class FakeBenchProcess:
             data = bench_sample()
             data.update(datetime=self.when, benchmarks=[b for b in data["benchmarks"]
                                                         if b["extra_info"]["backend"] == backend][:self.count])
+            for b in data["benchmarks"]:  # measured in the process's precision mode
+                b["extra_info"]["precision_flags"]["precision"] = args[args.index("--precision") + 1]
             Path(out[0]).write_text(json.dumps(data))
         if log is not None:
             Path(log).write_text("fake benchmark process\n")
@@ -321,7 +323,8 @@ def test_every_option_of_every_command_has_help():
     (["report", "--threshold", "-0.1"], "argument --threshold: expected a number >= 0, got '-0.1'"),
     (["report", "--results", "missing.jsonl"], "--results: missing.jsonl does not exist"),
     (["gpu", "--backend", "nope"], "--backend: unknown backend 'nope'"),
-    (["convert", "--from", "torch", "missing.safetensors", "--to", "keras", "-o", "x.npz"], "--spec is required"),
+    (["convert", "--from", "torch", "missing.safetensors", "--to", "keras", "-o", "x.npz"],
+     "SRC: no file missing.safetensors"),
     (["list", "everything"], "argument what: invalid choice: 'everything'"),
 ])
 def test_a_bad_command_line_is_the_programs_error_naming_the_option(argv, message, tmp_path, monkeypatch, capsys):
