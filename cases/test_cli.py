@@ -314,6 +314,9 @@ def test_every_option_of_every_command_has_help():
                if a.dest != "help" and not a.help]
     assert missing == []
     assert set(sub.choices) == {"run", "report", "measure", "bench", "gpu", "convert", "list"}
+    for command, p in sub.choices.items():  # --help renders (argparse %-formats every help text)
+        assert "--help" in p.format_help(), command
+    assert "pytest-benchmark's median:10%)" in " ".join(sub.choices["report"].format_help().split())
 
 
 @pytest.mark.parametrize("argv, message", [
