@@ -44,9 +44,9 @@ if importlib.util.find_spec("torch") is not None:  # torch before tensorflow, as
     import torch  # noqa: F401
 
 from harness.cli import bench, convert, gpu, measure, report, run  # noqa: E402
-from harness.cli import list as list_
+from harness.cli import listing
 
-COMMANDS = (run, report, measure, bench, gpu, convert, list_)  # each registers its own subcommand (harness/cli/)
+COMMANDS = (run, report, measure, bench, gpu, convert, listing)  # each registers its own subcommand (harness/cli/)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -139,7 +139,6 @@ def select(args):
     """The cases and backends to run; every name, dtype, device and mode is checked before anything runs."""
     from harness import catalogue, devices, precision
 
-    # (no list(...) in this module: importing harness.cli.list binds the name `list` here to that submodule)
     everything = [*catalogue.CASES, *(catalogue.SIZE_SWEEP if getattr(args, "sweep", False) else ())]
     if args.case and not csv(args.case):
         usage(args, f"--case: expected at least one case name, got {args.case!r}")

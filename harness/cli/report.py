@@ -46,7 +46,7 @@ def add_page_options(p) -> None:
                    help="an earlier benchmark JSON: mark and print regressions against it")
     p.add_argument("--threshold", type=positive("--threshold", zero=True), default=REGRESSION_THRESHOLD,
                    help=f"slow-down of the median that counts as a regression, as a fraction (default "
-                        f"{REGRESSION_THRESHOLD}: pytest-benchmark's median:{REGRESSION_THRESHOLD:.0%})")
+                        f"{REGRESSION_THRESHOLD}: pytest-benchmark's median:{REGRESSION_THRESHOLD:.0%}%)")  # %% for argparse
     p.add_argument("--fail-on-regression", action="store_true",
                    help="exit 1 when --compare counts a regression (noisy ones, with overlapping IQRs, do not count)")
 

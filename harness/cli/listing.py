@@ -51,7 +51,7 @@ def capabilities(backend) -> list[str]:
     """What a backend's framework holds natively, what the harness folds for it, what it refuses."""
     caps = backend.capabilities
     features = (("projection", caps.projection), ("peepholes", caps.peephole), ("cell_clip", caps.cell_clip),
-                ("proj_clip", caps.proj_clip))
+                ("proj_clip", caps.proj_clip), ("gate_clip", caps.gate_clip))
     holds = (["two biases"] if caps.double_bias else []) + (["run-time forget_bias"] if caps.forget_bias else []) \
         + [f for f, held in features if held]
     folds = ([] if caps.double_bias else ["b_ih + b_hh into one bias"]) + \
