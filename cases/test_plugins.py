@@ -81,7 +81,7 @@ def test_the_command_line_and_the_pytest_options_see_it(plugin, capsys):
         assert main(["run", "--case", "plain", "--backend", NAME, "--dtype", "float64", "--results", "",
                      "--reports", ""]) == 0
     out = capsys.readouterr().out
-    assert re.search(rf"^plain\s+ok ", out, re.M) and NAME in out
+    assert re.search(r"^plain\s+ok ", out, re.M) and NAME in out
 
     class Config:  # what conftest's option check reads
         def getoption(self, name):
