@@ -66,6 +66,7 @@ def _devices(config) -> list[str]:
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: runs on a CUDA device (--device cuda, or -m gpu)")
     config.addinivalue_line("markers", "bench: a benchmark; runs only with --bench")
+    config.addinivalue_line("markers", "slow: a long run, not in the default pytest (pytest -m slow runs it)")
     config._lstm_results = []
     config._lstm_not_run = []  # benchmarks that could not run here, with the status and reason
     _check_options(config)
@@ -94,7 +95,24 @@ def pytest_collect_file(file_path, parent):
     return None
 
 
+def pytest_collection_finish(session):
+    """The backends the selected tests use begin their slow set-up now, in the background (keras-<b> on
+    another Keras backend: its worker process imports while the first tests run)."""
+    from harness import backends
+
+    if session.config.option.collectonly:
+        return
+    for name in dict.fromkeys(item.callspec.params["backend_name"] for item in session.items
+                              if "backend_name" in getattr(getattr(item, "callspec", None), "params", {})):
+        backends.get(name).start_in_background()
+
+
 def pytest_collection_modifyitems(config, items):
+    if not re.search(r"\bslow\b", config.getoption("markexpr", "") or ""):
+        slow = pytest.mark.skip(reason="slow: not in the default run (pytest -m slow runs it)")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(slow)
     if config.getoption("--bench"):
         return
     skip = pytest.mark.skip(reason="benchmarks run only with --bench (or python -m harness bench)")

@@ -162,7 +162,8 @@ def test_torch_records_its_silent_fallback(case_name, kernel):
 def test_keras_records_its_path_and_sees_a_declined_cudnn_call():
     backend = installed("keras")
     r = run_case(get_case("plain"), "keras", "float32", "cpu", "exact").result
-    assert r.environment["kernel"] == "keras generic RNN loop (use_cudnn=False on cpu)"
+    if backend.runtime() != "torch":  # on torch, use_cudnn="auto" on cpu too: its own loop runs (below)
+        assert r.environment["kernel"] == "generic loop: keras RNN loop over LSTMCell (use_cudnn=False on cpu)"
     model, (x, h0, c0), _ = oracle_for(get_case("plain"), "float32")
     prepared = backend.prepare(model, "float32", "cpu")
     for layer in prepared.model["layers"]:
@@ -170,18 +171,19 @@ def test_keras_records_its_path_and_sees_a_declined_cudnn_call():
     with backend.watch_kernel(prepared) as seen:
         backend.run(prepared, x.astype("float32"), h0.astype("float32"), c0.astype("float32"))
     if backend.runtime() == "torch":  # the torch backend's lstm runs its own loop on a CPU tensor
-        assert seen["kernel"].startswith("keras torch backend.lstm fallback loop"), seen
+        assert seen["kernel"].startswith("fused op: keras torch backend.lstm, its own torch loop"), seen
     else:
-        assert seen["kernel"] == "keras generic RNN loop (backend.lstm declined: its cuDNN conditions do not hold)"
+        assert seen["kernel"] == ("generic loop: keras RNN loop over LSTMCell (backend.lstm declined: its cuDNN "
+                                  "conditions do not hold)")
 
 
 def test_keras_kernel_names_the_gpu_paths():
     from harness.backends.keras import keras_kernel
 
     bidi = [("bidirectional_lstm", "declined"), ("lstm", "ran"), ("lstm", "ran")]
-    assert keras_kernel("tensorflow", bidi, set(), "cuda") == "cuDNN (keras tensorflow backend.lstm: tf CudnnRNN)"
-    assert keras_kernel("torch", [("lstm", "ran")], {"aten::_cudnn_rnn"}, "cuda").startswith("cuDNN (aten::_cudnn_rnn)")
-    assert "fallback loop" in keras_kernel("torch", [("lstm", "ran")], {"aten::addmm"}, "cuda")
+    assert keras_kernel("tensorflow", bidi, set(), "cuda") == "cuDNN: keras tensorflow backend.lstm (tf CudnnRNN)"
+    assert keras_kernel("torch", [("lstm", "ran")], {"aten::_cudnn_rnn"}, "cuda").startswith("cuDNN: cuDNN (aten::_cudnn_rnn)")
+    assert keras_kernel("torch", [("lstm", "ran")], {"aten::addmm"}, "cuda").startswith("fused op: ")
     assert "declined" in keras_kernel("jax", [("lstm", "declined")], set(), "cuda")
 
 

@@ -183,12 +183,17 @@ def inputs_for(work: Work) -> tuple[CanonicalLSTM, tuple[np.ndarray, np.ndarray,
     return model, tuple(a.astype(dt) for a in (x, h0, c0))
 
 
-def run_forward(benchmark, backend, work: Work, settings: Settings) -> dict[str, Any]:
+def run_forward(benchmark, backend, work: Work, settings: Settings, variant: str = "") -> dict[str, Any]:
     """Time `backend`'s forward pass on `work` with the pytest-benchmark fixture; return extra_info.
 
-    The caller has checked that the backend is installed, supports the work and has the device.
+    variant: one of backend.forward_variants() ("" = its default, what its users run); recorded with
+    whether it is the default. The caller has checked that the backend is installed, supports the work,
+    has the device and can be timed in this process (timing_missing).
     """
+    variants = backend.forward_variants()
+    variant = variant or variants[0]
     info: dict[str, Any] = {"backend": backend.name, "runtime": backend.runtime(), **asdict(work),
+                            "variant": variant, "default_variant": variant == variants[0],
                             "flops": work.flops, "flops_formula": FORMULA,
                             "load_avg_1min_before": os.getloadavg()[0]}  # other processes on the machine
     info["environment"] = backend.environment()  # imports the framework before the flags are set
@@ -198,7 +203,7 @@ def run_forward(benchmark, backend, work: Work, settings: Settings) -> dict[str,
     model, (x, h0, c0) = inputs_for(work)
     t0 = time.perf_counter()
     prepared = backend.prepare(model, work.dtype, work.device)
-    forward = backend.forward_callable(prepared, x, h0, c0)
+    forward = backend.forward_callable(prepared, x, h0, c0, variant=variant)
     info["prepare_s"] = time.perf_counter() - t0
     info["timed"] = forward.what
 

@@ -63,8 +63,12 @@ _KERAS_KEY = re.compile(r"layer(\d+)\.(\d+)")
 
 
 def forms(backend: str) -> tuple[str, ...]:
-    backends.get(backend)  # an unknown name: KeyError listing the known ones
-    return FORMS.get(backend, ARRAYS)
+    return FORMS.get(_own(backend), ARRAYS)
+
+
+def _own(backend: str) -> str:
+    """The backend whose parameters `backend` takes (keras-jax: keras's), whose files are its files."""
+    return backends.get(backend).native_as or backend  # an unknown name: KeyError listing the known ones
 
 
 def _refuse_pickle(path: Path, what: str) -> None:
@@ -184,6 +188,7 @@ def _read_checkpoint(prefix: str) -> dict[str, np.ndarray]:
 
 def read(backend: str, path: str | Path, spec: LSTMSpec | None, what: str = "SRC") -> Any:
     """The file at `path` as `backend`'s import reads it (spec: needed for .eqx only, to know the cells)."""
+    backend = _own(backend)
     path = Path(path)
     form = _form_of(backend, path, what, reading=True)
     if form == ".eqx":
@@ -300,6 +305,7 @@ class Written:
 
 def named_arrays(backend: str, native: Any) -> dict[str, np.ndarray]:
     """A backend's parameters as flat named arrays: the keys its files use."""
+    backend = _own(backend)
     if backend == "numpy":
         return native.tensors()
     if backend == "keras":
@@ -317,6 +323,7 @@ def named_arrays(backend: str, native: Any) -> dict[str, np.ndarray]:
 
 def write(backend: str, model: CanonicalLSTM, path: str | Path, dtype, what: str = "-o") -> Written:
     """Export `model` to `backend` in `dtype` and write it in that framework's file form (FORMS)."""
+    backend = _own(backend)
     path = Path(path)
     form = _form_of(backend, path, what, reading=False)
     b = backends.get(backend)

@@ -118,6 +118,8 @@ class Backend:
     capabilities: Capabilities = Capabilities()
     reference: bool = False  # the oracle itself: never a subject of the agreement tests
     install_hint: str = ""  # how to install what it needs, for "not installed" (default: the harness's extra)
+    alias: bool = False  # another name for a subject (`keras`: keras-<this process's KERAS_BACKEND>): not a column
+    native_as: str = ""  # the registered backend whose native parameters (and file forms) this one takes, if not its own
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -169,6 +171,22 @@ class Backend:
     def devices_present(self) -> dict[str, str | None]:
         """Every device this backend has a path for -> None if present here, else why it is missing."""
         return {device: self.device_missing(device) for device in self.capabilities.devices}
+
+    def process_env(self) -> dict[str, str]:
+        """Environment a process needs to run this backend in-process (Keras: its KERAS_BACKEND); {} for most."""
+        return {}
+
+    def start_in_background(self) -> None:
+        """Begin slow set-up without waiting for it (a Keras worker process's imports); a no-op for most."""
+
+    def timing_missing(self) -> str | None:
+        """None if host timings of forward_callable's call() measure the forward itself here, else why not."""
+        return None
+
+    def forward_variants(self) -> tuple[str, ...]:
+        """The labelled ways this backend's forward can be timed, the default first (the path its users run:
+        Keras's compiled call); ("",) for a backend with one way. forward_callable(variant=...) picks one."""
+        return ("",)
 
     def set_threads(self, threads: int) -> dict[str, str]:
         """Set the runtime's CPU thread pools (once per process); return the settings in force."""
@@ -265,11 +283,20 @@ class Backend:
         return self._run(model, x, h0, c0, batch_first=batch_first)
 
     def forward_callable(self, prepared: "Prepared", x: np.ndarray, h0=None, c0=None, *,
-                         batch_first: bool = False) -> TimedForward:
-        """run() split for timing (see TimedForward), on inputs checked as run() checks them."""
+                         batch_first: bool = False, variant: str = "") -> TimedForward:
+        """run() split for timing (see TimedForward), on inputs checked as run() checks them.
+
+        variant: one of forward_variants() ("" = the default, the first). A backend with variants gets it as
+        `_forward_callable(..., variant=...)`; one without never sees the keyword.
+        """
         model = self._unwrap(prepared)
+        variants = self.forward_variants()
+        if variant and variant not in variants:
+            raise ValueError(f"variant: expected one of {', '.join(map(repr, variants))} for {self.name}, "
+                             f"got {variant!r}")
         x, h0, c0, _, _ = check_inputs(prepared.spec, x, h0, c0, batch_first=batch_first)
-        return self._forward_callable(model, x, h0, c0, batch_first=batch_first)
+        chosen = {} if variants == ("",) else {"variant": variant or variants[0]}
+        return self._forward_callable(model, x, h0, c0, batch_first=batch_first, **chosen)
 
     def watch_kernel(self, prepared: "Prepared"):
         """A context manager whose dict is filled with the kernel that ran inside it, where a framework can
@@ -285,6 +312,9 @@ _REGISTRY: dict[str, str] = {
     "numpy": "harness.backends.numpy_ref:NumpyBackend",
     "torch": "harness.backends.torch:TorchBackend",
     "keras": "harness.backends.keras:KerasBackend",
+    "keras-tensorflow": "harness.backends.keras:KerasTensorFlowBackend",
+    "keras-jax": "harness.backends.keras:KerasJaxBackend",
+    "keras-torch": "harness.backends.keras:KerasTorchBackend",
     "onnx": "harness.backends.onnx:OnnxBackend",
     "onnx-reference": "harness.backends.onnx_reference:OnnxReferenceBackend",
     "tf1": "harness.backends.tf1:TF1Backend",
@@ -401,8 +431,8 @@ def register(name: str, target: str) -> None:
 
 
 def subjects() -> list[str]:
-    """The backends under test (every one but the reference)."""
-    return [n for n in names() if not get(n).reference]
+    """The backends under test: every one but the reference and the aliases (`keras`)."""
+    return [n for n in names() if not (get(n).reference or get(n).alias)]
 
 
 def convert(native: Any, src: str, dst: str, spec: LSTMSpec, *, dtype=np.float32, select: str | None = None,

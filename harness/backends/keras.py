@@ -1,5 +1,12 @@
-"""`keras`: Keras 3 keras.layers.LSTM (+ keras.layers.Bidirectional, stacked layers), on the backend
-KERAS_BACKEND selects (TensorFlow by default); the backend in force goes with every result.
+"""Keras 3 keras.layers.LSTM (+ keras.layers.Bidirectional, stacked layers) on each Keras backend.
+
+  keras-tensorflow, keras-jax, keras-torch   the subjects: Keras on that backend. Keras fixes its backend at
+                                             import, so the one that is this process's runs here and the
+                                             others in a worker process each (harness/backends/keras_worker.py)
+  keras                                      an alias: Keras on this process's KERAS_BACKEND (TensorFlow by
+                                             default), in-process; accepted everywhere, not a matrix column
+
+The backend in force goes with every result (environment: keras_backend).
 
 Native parameters: a NativeList with one get_weights() list per stacked layer:
   LSTM:          [kernel [in, 4H], recurrent_kernel [H, 4H], bias [4H]]   (bias absent if use_bias=False)
@@ -8,16 +15,28 @@ Keras's gate order i, f, c, o is the canonical i, f, g, o; its matrices are the 
 the canonical ones; its one bias is b_ih + b_hh. It has no projection, peepholes or clips.
 Keras takes batch-major input only: time-major input is transposed around the call.
 
-Devices: everything runs under keras.device("cpu:0" or "gpu:0"), so "cpu" means the CPU even on a
-machine with a GPU. On "cpu" the layers get use_cudnn=False; on "cuda" use_cudnn="auto", and Keras
-takes its cuDNN path only when its conditions hold (tanh/sigmoid, a bias, no mask, GPU visible to
-its backend), falling back to its generic loop silently otherwise: watch_kernel records which ran.
+Devices: everything runs under keras.device("cpu" or "gpu:0"), so "cpu" means the CPU even on a
+machine with a GPU ("cpu:0" breaks the torch backend: its int32 seed variable is copied off the Parameter,
+which then cannot be tracked). The layers get use_cudnn="auto", Keras's default, except on "cpu" with
+the TensorFlow and JAX backends, whose fused path is cuDNN only and decided by whether a GPU is visible
+at all, not by keras.device: there use_cudnn=False (on a machine without a GPU, the same generic loop
+"auto" takes). The torch backend's fused backend.lstm takes cuDNN only for CUDA inputs and otherwise runs
+its own torch loop, which is what a Keras-on-torch user runs by default on a CPU: it keeps "auto" there.
+(Measured, keras 3.15.1 on torch 2.13, float64: that loop agrees with float64 to 1e-16, while the generic
+loop use_cudnn=False would take errs by 3e-8, so it would also be the wrong path to check.) watch_kernel
+records which path ran: cuDNN, the backend's fused function, or Keras's generic loop.
+
+Forwards (harness/backends/keras_compiled.py): run() calls the layers directly (eager); the benchmarks
+time what users run, per backend (tf.function, jax.jit of stateless_call, torch.no_grad), with the
+compiled and eager alternatives as labelled variants.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -27,19 +46,36 @@ from .. import devices, kernels, precision
 from ..canonical import CanonicalLSTM, LayerWeights
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
-from . import Backend, Capabilities, NativeList, TimedForward
+from . import Backend, Capabilities, NativeList, TimedForward, keras_compiled
 from ._names import part, take
+from . import keras_worker
+from .keras_worker import RunsInWorker
 
-_SCOPES = {"cpu": "cpu:0", "cuda": "gpu:0"}  # keras.device names
+_SCOPES = {"cpu": "cpu", "cuda": "gpu:0"}  # keras.device names (not "cpu:0": see the module docstring)
 _HALF = ("float16", "bfloat16")
 _FUSED = ("lstm", "bidirectional_lstm")  # keras.src.backend functions that hold the cuDNN paths
 
 
+def process_keras_backend() -> str | None:
+    """This process's Keras backend: Keras's answer once imported, else KERAS_BACKEND (which decides over
+    keras.json when set), else Keras's answer after importing it; None where Keras cannot be imported."""
+    if "keras" not in sys.modules and os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    try:
+        import keras
+    except Exception:  # noqa: BLE001 - reported by installed(), with the reason
+        return None
+    return keras.backend.backend()
+
+
 class KerasBackend(Backend):
+    """`keras`: Keras on this process's KERAS_BACKEND, in-process (an alias of that keras-<backend>)."""
+
     name = "keras"
     framework = "keras"
     description = "keras.layers.LSTM"
     capabilities = Capabilities(devices=("cpu", "cuda"), dtypes=("float32", "float64", "float16", "bfloat16"))
+    alias = True
 
     def keras_backend(self) -> str:
         import keras
@@ -48,6 +84,9 @@ class KerasBackend(Backend):
 
     def runtime(self) -> str:
         return self.keras_backend()
+
+    def forward_variants(self) -> tuple[str, ...]:
+        return keras_compiled.variants(self.keras_backend())
 
     def supports(self, spec, dtype="float32", device="cpu"):
         reason = super().supports(spec, dtype, device)
@@ -156,13 +195,14 @@ class KerasBackend(Backend):
         # are cast by the variables; zero initializers: the weights are overwritten, and the default
         # orthogonal one needs a QR that TensorFlow has no bfloat16 kernel for.
         native = self.export(model, dtype="float32" if dtype in _HALF else dtype)
+        use_cudnn = False if device == "cpu" and self.runtime() != "torch" else "auto"  # see the module docstring
         layers = []
         with keras.device(_SCOPES[device]):
             for k in range(spec.num_layers):
                 cell = dict(units=spec.hidden_size, return_sequences=True, return_state=True,
                             use_bias=spec.bias != "none", unit_forget_bias=False, dtype=dtype,
                             kernel_initializer="zeros", recurrent_initializer="zeros",
-                            use_cudnn=False if device == "cpu" else "auto")
+                            use_cudnn=use_cudnn)
                 if spec.bidirectional:
                     layer = keras.layers.Bidirectional(keras.layers.LSTM(**cell), merge_mode="concat", dtype=dtype)
                 else:
@@ -173,10 +213,10 @@ class KerasBackend(Backend):
         return {"layers": layers, "spec": spec, "dtype": dtype, "device": device}
 
     def _run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
-        forward = self._forward_callable(prepared, x, h0, c0, batch_first=batch_first)
+        forward = self._forward_callable(prepared, x, h0, c0, batch_first=batch_first, variant=keras_compiled.EAGER)
         return forward.fetch(forward.call())
 
-    def _forward_callable(self, prepared, x, h0, c0, *, batch_first=False) -> TimedForward:
+    def _forward_callable(self, prepared, x, h0, c0, *, batch_first=False, variant=keras_compiled.EAGER) -> TimedForward:
         import keras
 
         spec, dtype, device = prepared["spec"], prepared["dtype"], prepared["device"]
@@ -188,18 +228,13 @@ class KerasBackend(Backend):
             seq0 = tensor(xa if batch_first else xa.transpose(1, 0, 2))  # Keras is batch-major only
             inits = [None if h0 is None else [tensor(s[k * D + d]) for d in range(D) for s in (h0, c0)]
                      for k in range(spec.num_layers)]
+        forward = keras_compiled.build(runtime, variant, prepared["layers"], D)
 
         def call():
-            seq, hs, cs = seq0, [], []
             with keras.device(scope):
-                for layer, init in zip(prepared["layers"], inits):
-                    outs = layer(seq, initial_state=init)
-                    seq = outs[0]
-                    for d in range(D):  # LSTM -> [y, h, c]; Bidirectional -> [y, fh, fc, bh, bc]
-                        hs.append(outs[1 + 2 * d])
-                        cs.append(outs[2 + 2 * d])
-            devices.synchronize(runtime, device, (seq, hs, cs))
-            return seq, hs, cs
+                out = forward(seq0, inits)
+            devices.synchronize(runtime, device, out)
+            return out
 
         def fetch(out):
             seq, hs, cs = out
@@ -210,8 +245,9 @@ class KerasBackend(Backend):
             c_n = np.stack([keras.ops.convert_to_numpy(c) for c in cs])
             return LSTMOutput(np.ascontiguousarray(y), h_n, c_n)
 
-        return TimedForward(call, fetch, f"Keras layers on {runtime} ({scope}) on device-resident tensors, "
-                                         f"then {'a device sync' if device != 'cpu' or runtime == 'jax' else 'no sync needed'}")
+        sync = "a device sync" if device != "cpu" or runtime == "jax" else "no sync needed"
+        return TimedForward(call, fetch, f"{keras_compiled.COVERS[variant]}: Keras on {runtime} ({scope}), on "
+                                         f"device-resident tensors, then {sync}")
 
     @contextlib.contextmanager
     def _watch_kernel(self, prepared):
@@ -238,10 +274,13 @@ class KerasBackend(Backend):
             return wrapper
 
         runtime, seen = self.runtime(), {}
+        # cuDNN needs CUDA inputs on the torch backend: on "cpu" its op names have nothing to tell (and the
+        # profiler slows each of the loop's many small ops)
+        profile = runtime == "torch" and prepared["device"] != "cpu"
         for name, fn in originals.items():
             setattr(kb, name, wrap(name, fn))
         try:
-            with (kernels.torch_ops() if runtime == "torch" else contextlib.nullcontext(set())) as ops:
+            with (kernels.torch_ops() if profile else contextlib.nullcontext(set())) as ops:
                 yield seen
         finally:
             for name, fn in originals.items():
@@ -257,6 +296,38 @@ class KerasBackend(Backend):
 
             env[env["keras_backend"]] = importlib.import_module(env["keras_backend"]).__version__
         return env
+
+
+class KerasOnBackend(RunsInWorker, KerasBackend):
+    """keras-<b>: Keras on backend b, in-process where b is this process's Keras backend, else in its worker."""
+
+    keras_name = ""  # the KERAS_BACKEND value
+    alias = False
+    native_as = "keras"  # the same get_weights() lists, whatever the backend
+
+    def keras_backend(self) -> str:
+        return self.keras_name
+
+    def in_process(self) -> bool:
+        return process_keras_backend() == self.keras_name
+
+    def process_env(self) -> dict[str, str]:
+        return {"KERAS_BACKEND": self.keras_name}
+
+    def modules_missing(self) -> str | None:
+        return keras_worker.modules_missing("keras", self.keras_name)
+
+
+class KerasTensorFlowBackend(KerasOnBackend):
+    name, keras_name, description = "keras-tensorflow", "tensorflow", "keras.layers.LSTM on Keras's TensorFlow backend"
+
+
+class KerasJaxBackend(KerasOnBackend):
+    name, keras_name, description = "keras-jax", "jax", "keras.layers.LSTM on Keras's JAX backend"
+
+
+class KerasTorchBackend(KerasOnBackend):
+    name, keras_name, description = "keras-torch", "torch", "keras.layers.LSTM on Keras's torch backend"
 
 
 # Keras variable paths ----------------------------------------------------------------------------
@@ -339,7 +410,8 @@ def layers_from_paths(native: Mapping) -> dict[str, PathLayer]:
 
 
 def keras_kernel(runtime: str, calls: list[tuple[str, str]], torch_ops: set[str], device: str) -> str:
-    """Name the path a Keras forward took from what watch_kernel saw.
+    """Name the path a Keras forward took from what watch_kernel saw: "cuDNN: ...", "fused op: ..." (the
+    backend's own lstm function without cuDNN) or "generic loop: ..." (Keras's RNN loop over its cell).
 
     A Bidirectional layer first offers the fused backend.bidirectional_lstm and, if that declines,
     runs backend.lstm per direction; so what ran is what returned, and only if nothing returned did
@@ -347,21 +419,22 @@ def keras_kernel(runtime: str, calls: list[tuple[str, str]], torch_ops: set[str]
     """
     if not calls:
         why = "use_cudnn=False on cpu" if device == "cpu" else "its fused lstm was not called"
-        return f"keras generic RNN loop ({why})"
+        return f"generic loop: keras RNN loop over LSTMCell ({why})"
     ran = list(dict.fromkeys(name for name, outcome in calls if outcome == "ran"))
     if not ran:
         declined = ", ".join(dict.fromkeys(name for name, _ in calls))
-        return f"keras generic RNN loop (backend.{declined} declined: its cuDNN conditions do not hold)"
+        return f"generic loop: keras RNN loop over LSTMCell (backend.{declined} declined: its cuDNN conditions do not hold)"
     paths = []
     for name in ran:
         if runtime == "torch":
-            paths.append(f"{kernels.torch_rnn_kernel(torch_ops)} via keras torch backend.{name}"
+            paths.append(f"cuDNN: {kernels.torch_rnn_kernel(torch_ops)} via keras torch backend.{name}"
                          if "aten::_cudnn_rnn" in torch_ops else
-                         f"keras torch backend.{name} fallback loop (no CUDA input, or it caught a cuDNN failure)")
+                         f"fused op: keras torch backend.{name}, its own torch loop with the input projection "
+                         "precomputed (cuDNN needs CUDA inputs, or it caught a cuDNN failure)")
         elif runtime == "tensorflow":
-            paths.append(f"cuDNN (keras tensorflow backend.{name}: tf CudnnRNN)")
+            paths.append(f"cuDNN: keras tensorflow backend.{name} (tf CudnnRNN)")
         elif runtime == "jax":
-            paths.append(f"cuDNN (keras jax backend.{name}: jax.experimental.rnn)")
+            paths.append(f"cuDNN: keras jax backend.{name} (jax.experimental.rnn)")
         else:
-            paths.append(f"keras {runtime} backend.{name}")
+            paths.append(f"fused op: keras {runtime} backend.{name}")
     return "; ".join(paths)

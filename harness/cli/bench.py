@@ -1,5 +1,6 @@
 """`python -m harness bench`: the forward-pass benchmarks, one pytest process per backend and precision mode
-(threads, TF32 and jax x64 are fixed once per process), merged into one pytest-benchmark JSON (default
+(threads, TF32 and jax x64 are fixed once per process; a backend's process_env() too: KERAS_BACKEND=b for
+keras-<b>, so Keras runs in-process, never through a worker), merged into one pytest-benchmark JSON (default
 reports/bench.json; per-process files and logs in reports/bench/).
 
 The merge adds to what is there: a benchmark this run measured (or found it could not run) replaces the earlier
@@ -79,7 +80,7 @@ def plan(names: list[str], args) -> list[tuple[str, str, list[str]]]:
 
 
 def cmd_bench(args) -> int:
-    from harness import atomic, devices
+    from harness import atomic, backends, devices
     from harness.bench import merge
 
     from . import progress
@@ -103,7 +104,7 @@ def cmd_bench(args) -> int:
                  "--precision", mode, "--bench-threads", str(args.threads), "--bench-seconds", str(args.seconds),
                  f"--benchmark-json={json_path}", f"--bench-not-run={not_run}", *(["-k", args.k] if args.k else []),
                  *(["--machine", args.machine] if args.machine else [])],
-                env=devices.process_env(args.threads), log=log)
+                env={**devices.process_env(args.threads), **backends.get(name).process_env()}, log=log)
             runs.append({"backend": name, "precision": mode, "devices": devs, "command": " ".join(cmd),
                          "returncode": rc, "json": str(json_path), "not_run": str(not_run), "log": log})
             done = merge([runs[-1]])

@@ -32,7 +32,7 @@ def cmd_gpu(args) -> int:
     A process per backend and mode: the precision flags are per process, and each framework brings
     its own CUDA libraries (a crash in one must not take the others' results with it).
     """
-    from harness import devices
+    from harness import backends, devices
 
     from . import progress
 
@@ -57,7 +57,7 @@ def cmd_gpu(args) -> int:
             cmd, rc = pytest(["-m", "gpu", "-q", "-rs", "--backend", name, "--dtype", dtypes, "--precision", mode,
                               *(["--machine", args.machine] if args.machine else []),
                               f"--results={reports / f'gpu-agreement-{name}-{mode}.jsonl'}", "cases/test_agreement.py"],
-                             env=devices.process_env(args.threads), log=log)
+                             env={**devices.process_env(args.threads), **backends.get(name).process_env()}, log=log)
             print(f"agreement on the GPU, {name} {mode}: exit status {rc} (log {log})", flush=True)
             if rc not in (0, 5):  # 5: nothing selected
                 status = 1

@@ -13,6 +13,11 @@ benchmarks record (harness.bench.run_forward), with LSTMSpec's names for the siz
   peak_flops_per_s              the device's measured peak FLOP/s in that dtype -> fraction of peak
   first_call_s                  the first call (compilation included), kept out of the timed rounds:
                                 shown apart, with prepare_s (building the model) beside it
+  variant, default_variant      which way of running the forward was timed (Keras: "tf.function", "jax.jit",
+                                "no_grad", ... or "eager") and whether it is the one users run: part of the
+                                series name, backend[variant]
+  timed, kernel                 what one timed call covers and the path that ran (cuDNN, fused op, generic
+                                loop): listed per series under "What each series times"
   environment, precision_flags, versions and settings (dicts): the environment table, per backend
   threads
   any other scalar              shown in the tooltip of the benchmark's row (runtime, kernel, timed, ...)
@@ -89,9 +94,10 @@ class Bench:
 
     @property
     def series(self) -> str:
-        """backend device dtype [precision]: one row, bar or line in every table and chart."""
+        """backend[variant] device dtype [precision]: one row, bar or line in every table and chart."""
         i = self.info
-        return (f"{i['backend']} {i['device']} {i['dtype']}" + ("" if self.precision == "exact" else f" {self.precision}")
+        variant = f"[{i['variant']}]" if i.get("variant") else ""
+        return (f"{i['backend']}{variant} {i['device']} {i['dtype']}" + ("" if self.precision == "exact" else f" {self.precision}")
                 + (f" @{self.machine}" if self.show_machine else ""))
 
     @property
@@ -360,6 +366,20 @@ def _sweeps(run: Run, styles) -> list[dict[str, Any]]:
     return out
 
 
+def _timed(run: Run) -> list[dict[str, Any]]:
+    """Per series: its variant (the default, what users run, or a labelled alternative), what one timed call
+    covers and the path that ran (every distinct value, where sizes differ)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for b in sorted(run.benchmarks, key=lambda b: b.series):
+        row = rows.setdefault(b.series, {"series": b.series, "variant": b.info.get("variant") or "",
+                                         "default": b.info.get("default_variant", True), "timed": [], "kernel": []})
+        for key in ("timed", "kernel"):
+            value = b.info.get(key)
+            if value and value not in row[key]:
+                row[key].append(value)
+    return list(rows.values())
+
+
 def _not_run(run: Run) -> list[dict[str, Any]]:
     """The benchmarks that could not run, one row per (backend, device, dtype, status, reason)."""
     counts = Counter((n.get("machine", ""), n.get("backend", "?"), n.get("device", "?"), n.get("dtype", "?"),
@@ -408,6 +428,7 @@ def build_performance(run: Run, earlier: Run | None = None, *, threshold: float 
         first_sizes=list(dict.fromkeys(b.size_label for b in timed_first)),
         first_calls={(b.series, b.size_label): b for b in timed_first},
         not_run=_not_run(run),
+        timed=_timed(run),
     )
 
 
