@@ -107,7 +107,29 @@ def pytest_collection_finish(session):
         backends.get(name).start_in_background()
 
 
+# A backend that runs in a worker process (keras-<b> on another Keras backend than this process's) pays a
+# framework import there and, on JAX, a compilation per layer call: in a plain pytest it runs these
+# catalogue cases, which between them take every path its code has (stacked, bidirectional, an initial
+# state or none, no bias, folded biases, batch-first, the seed question's fixed weights); the rest of the
+# catalogue, the size sweep and the negative controls on it are `slow`. The same backend in its own
+# process (KERAS_BACKEND=b) runs all of them, and `python -m harness run` always runs the whole matrix.
+WORKER_CASES = ("bidirectional-2layer", "zero-initial-state", "no-bias", "batch-first", "cudnn-double-bias",
+                "seed-question")
+
+
+def _slow_in_a_worker(item) -> bool:
+    from harness import backends
+
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "backend_name" not in params or not backends.get(params["backend_name"]).in_worker():
+        return False
+    return "case" not in params or params["case"].name not in WORKER_CASES
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__ in ("test_agreement", "test_negative_controls") and _slow_in_a_worker(item):
+            item.add_marker(pytest.mark.slow)
     if not re.search(r"\bslow\b", config.getoption("markexpr", "") or ""):
         slow = pytest.mark.skip(reason="slow: not in the default run (pytest -m slow runs it)")
         for item in items:

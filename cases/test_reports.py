@@ -222,8 +222,8 @@ def test_performance_page_per_size_sweeps_and_first_calls(perf_html):
     assert html.count('<table class="perf">') == len(sizes)
     for s in sizes:
         assert f">{s.label}</h3>" in html
-    for name in series:  # every backend side by side per size, and a line in each sweep of its dtype
-        assert html.count(f"</span>{name}</td>") == len(sizes) + 2, name
+    for name in series:  # every backend side by side per size, a line in each sweep of its dtype, what it times
+        assert html.count(f"</span>{name}</td>") == len(sizes) + 2 + 1, name
     sweeps = {(b.sweep, b.info["device"], b.info["dtype"]) for b in run.benchmarks if b.sweep}
     assert len(sweeps) == 4  # steps and batch, for float32 (torch, keras) and float64 (numpy)
     assert html.count('data-chart="size"') == len(sizes)
@@ -231,6 +231,28 @@ def test_performance_page_per_size_sweeps_and_first_calls(perf_html):
     assert ">time against steps · cpu float32 · batch 16 · input 64 · hidden 64</h3>" in html
     assert html.count("<svg") == len(sizes) + len(sweeps)
     assert 'class="perf first-call"' in html and "GFLOP/s" in html and "%</td>" in html
+
+
+def test_each_variant_is_its_own_series_with_what_it_times_and_the_path_that_ran():
+    data = first_benchmarks(2)  # keras-tensorflow's compiled default and its eager variant, on one size
+    for bench, variant, default, kernel in zip(data["benchmarks"], ("tf.function", "eager"), (True, False),
+                                               ("generic loop: a", "generic loop: <b>")):
+        bench["extra_info"].update(backend="keras-tensorflow", variant=variant, default_variant=default,
+                                   timed=f"{variant} call covers", kernel=kernel)
+        bench["extra_info"].update({k: v for k, v in data["benchmarks"][0]["extra_info"].items() if k in SIZE})
+    run = parse(data)
+    assert [b.series for b in run.benchmarks] == ["keras-tensorflow[tf.function] cpu float32",
+                                                   "keras-tensorflow[eager] cpu float32"]
+    html = build_performance(run)
+    rows = re.findall(r'<tr><td><span class="swatch"[^>]*></span>(.*?)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>'
+                      r'<td>(.*?)</td></tr>', html, re.S)
+    assert [(series, re.sub(r"<[^>]+>", "", variant), timed, kernel) for series, variant, timed, kernel in rows] == [
+        ("keras-tensorflow[eager] cpu float32", "eager (labelled variant)", "eager call covers", "generic loop: &lt;b&gt;"),
+        ("keras-tensorflow[tf.function] cpu float32", "tf.function (default: what users run)", "tf.function call covers",
+         "generic loop: a")]
+
+
+SIZE = ("batch", "steps", "input_size", "hidden_size", "sweep")
 
 
 def test_benchmarks_that_did_not_run_are_listed():

@@ -28,9 +28,16 @@ Devices, precision and timing (defaults cover a backend whose framework is its r
     devices_present()      -> {device: None or why it is missing} over capabilities.devices
     watch_kernel(prepared) -> context manager; fills the dict it yields with the kernel that ran
                               inside it, where a framework can fall back silently
-    forward_callable(prepared, x, h0, c0) -> TimedForward: one forward on inputs already placed
-                              on the device, returning only when the device is done (for timing)
+    forward_callable(prepared, x, h0, c0, variant="") -> TimedForward: one forward on inputs already
+                              placed on the device, returning only when the device is done (for timing)
+    forward_variants()     -> the labelled ways to run that forward, the one users run first (Keras:
+                              compiled and eager); ("",) for one way
     set_threads(n)         -> set the runtime's CPU threads; what is in force
+
+A backend that needs a process of its own (Keras fixes its backend at import) says so in process_env();
+from any other process it runs in a worker (keras_worker.RunsInWorker: in_worker(), start_in_background(),
+timing_missing() saying why it is not timed from here). `alias` marks a second name for a subject
+(`keras`), kept out of subjects(); `native_as` names the backend whose parameters and files it shares.
 
 What a framework can hold natively is declared in `Capabilities`; `adapt` folds what it can
 express only by folding (two biases into one, a run-time forget_bias into the bias) and refuses
@@ -175,6 +182,10 @@ class Backend:
     def process_env(self) -> dict[str, str]:
         """Environment a process needs to run this backend in-process (Keras: its KERAS_BACKEND); {} for most."""
         return {}
+
+    def in_worker(self) -> bool:
+        """Whether this backend runs in a worker process from here (keras-<b> on another Keras backend)."""
+        return False
 
     def start_in_background(self) -> None:
         """Begin slow set-up without waiting for it (a Keras worker process's imports); a no-op for most."""

@@ -221,8 +221,11 @@ class RunsInWorker:
     def worker(self) -> Worker:
         return worker_for(self.name, self.process_env())
 
+    def in_worker(self) -> bool:
+        return not self.in_process()
+
     def start_in_background(self):
-        if not self.in_process() and self.modules_missing() is None:
+        if self.in_worker() and self.modules_missing() is None:
             self.worker().start()
 
     def installed(self):
