@@ -287,6 +287,13 @@ class KerasBackend(Backend):
                 setattr(kb, name, fn)
         seen["kernel"] = keras_kernel(runtime, calls, ops, prepared["device"])
 
+    def warm_up(self) -> None:
+        """Pay the one-time costs of a first forward now: Keras imports TensorFlow (when installed, whatever
+        its backend) to serialize the layer a Bidirectional wraps, and a first layer call sets up the
+        framework's dispatch. A worker does this right after starting, in the background."""
+        model = CanonicalLSTM.random(LSTMSpec(input_size=1, hidden_size=1, bidirectional=True))
+        self.run(self.prepare(model, "float32", "cpu"), np.zeros((1, 1, 1), np.float32))
+
     def environment(self) -> dict[str, str]:
         import keras
 

@@ -330,6 +330,11 @@ def serve(conn, name: str, env: dict[str, str]) -> None:
     except Exception as exc:  # noqa: BLE001 - a broken install is "not installed" too
         reason = f"{type(exc).__name__}: {exc}"
     conn.send(("ready", reason))
+    if reason is None and hasattr(backend, "warm_up"):
+        # Started ahead of need (start_in_background), the worker pays its one-time costs while the caller
+        # does other work; a failure here is the first request's to report, with its context.
+        with contextlib.suppress(Exception):
+            backend.warm_up()
     live: dict[int, Any] = {}
     watches: dict[int, tuple[contextlib.ExitStack, dict]] = {}
     keys = itertools.count(1)
