@@ -24,18 +24,18 @@ pytestmark = pytest.mark.bench
 
 
 def pytest_generate_tests(metafunc):
-    if "subject" in metafunc.fixturenames:  # (backend, variant): one benchmark per way to run the forward
-        from conftest import _csv
-
-        names = _csv(metafunc.config.getoption("--backend")) or backends.subjects()
-        pairs = [(n, v) for n in names for v in _variants(n)]
-        metafunc.parametrize("subject", pairs, ids=[f"{n}[{v}]" if v else n for n, v in pairs])
     if "work" in metafunc.fixturenames:
         from conftest import _devices
 
         works = bench.works(_devices(metafunc.config), metafunc.config.getoption("--precision"))
         metafunc.parametrize("work", [
             pytest.param(w, id=w.id, marks=[pytest.mark.gpu] if w.device != "cpu" else []) for w in works])
+    if "subject" in metafunc.fixturenames:  # (backend, variant): one benchmark per way to run the forward
+        from conftest import _csv
+
+        names = _csv(metafunc.config.getoption("--backend")) or backends.subjects()
+        pairs = [(n, v) for n in names for v in _variants(n)]
+        metafunc.parametrize("subject", pairs, ids=[f"{n}[{v}]" if v else n for n, v in pairs])
 
 
 def _variants(name: str) -> tuple[str, ...]:
@@ -52,7 +52,7 @@ def settings(request, mode) -> bench.Settings:
                           min_rounds=opt("--bench-min-rounds"), warmup=opt("--bench-warmup"))
 
 
-def test_forward(benchmark, subject, work, settings, request):
+def test_forward(benchmark, work, subject, settings, request):
     backend_name, variant = subject
     backend = backends.get(backend_name)
     for status, reason in ((NOT_INSTALLED, backend.installed() or precision.dtype_missing(work.dtype)),

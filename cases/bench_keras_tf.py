@@ -43,7 +43,10 @@ def settings(request) -> bench.Settings:
 
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 @pytest.mark.parametrize("who", ORDER)
-def test_keras_lstm_in_tf_function(benchmark, who, size, settings):
+def test_keras_lstm_in_tf_function(benchmark, who, size, settings, request):
+    chosen = [n.strip() for n in request.config.getoption("--backend").split(",") if n.strip()]
+    if chosen and "keras-tensorflow" not in chosen:
+        pytest.skip(f"skipped: --backend {','.join(chosen)} leaves out keras-tensorflow")
     backend = backends.get("keras-tensorflow")
     for reason in (backend.installed(), backend.timing_missing()):
         if reason:
