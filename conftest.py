@@ -9,6 +9,8 @@ GPU: `pytest -m gpu` runs the agreement cases on CUDA (the device is added when 
 names gpu); without a GPU every one of them is skipped with the reason.
 Benchmarks (cases/bench_*.py) run only with --bench; see cases/bench_forward.py and
 `python -m harness bench`, which runs one process per backend and precision mode.
+`slow` tests run only with -m slow (WORKER_CASES below says which agreement cases a backend running in a
+worker process takes in a plain run).
 """
 
 from __future__ import annotations
