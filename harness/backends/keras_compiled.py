@@ -23,7 +23,8 @@ values, passed as arguments, so a changed weight is a new argument, never a bake
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "tensorflow": ("tf.function", "tf.function(jit_compile=True)", "eager"),

@@ -41,14 +41,15 @@ import sys
 import threading
 import traceback
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from . import NotInstalled, TimedForward
 
-_WORKERS: dict[str, "Worker"] = {}
+_WORKERS: dict[str, Worker] = {}
 
 
 class WorkerDied(RuntimeError):
@@ -59,7 +60,7 @@ class WorkerDied(RuntimeError):
 class Handle:
     """Prepared.model of a backend run in a worker: the key of the live model held there."""
 
-    worker: "Worker"
+    worker: Worker
     key: int
     generation: int  # the worker process it lives in; a restarted worker does not have it
 
@@ -306,7 +307,7 @@ def _portable(exc: BaseException) -> BaseException | None:
         return None
     try:
         return pickle.loads(pickle.dumps(exc))
-    except Exception:
+    except Exception:  # noqa: BLE001 - an exception that does not survive pickling goes as its name and text
         return None
 
 
