@@ -35,6 +35,7 @@ KEYS = {
     "equinox": ("cells[1].weight_ih", "layer 0, backward, W_ih"),
     "jax-cudnn": ("weights", "every W_ih and W_hh, then every b_ih and b_hh, flattened"),
 }
+KEYS.update({name: KEYS["keras"] for name in ("keras-tensorflow", "keras-jax", "keras-torch")})  # keras's parameters
 PREFIX = {"torch": "encoder.lstm.", "jax": "encoder."}  # the others: "encoder/"
 
 
@@ -48,7 +49,7 @@ def _flat(name: str, native) -> dict[str, np.ndarray]:
         return native.tensors()
     if isinstance(native, np.ndarray):
         return {"weights": np.asarray(native)}
-    if name == "keras":
+    if (backends.get(name).native_as or name) == "keras":
         return {f"layer{k}.{i}": a for k, layer in enumerate(native) for i, a in enumerate(layer)}
     if name == "equinox":
         return {f"cells[{i}].{f}": np.asarray(getattr(c, f)) for i, c in enumerate(native)
@@ -64,7 +65,7 @@ def _rebuild(name: str, native, flat: dict[str, np.ndarray]):
         return CanonicalLSTM.from_tensors(flat, native.metadata())
     if isinstance(native, np.ndarray):
         return flat["weights"]
-    if name == "keras":
+    if (backends.get(name).native_as or name) == "keras":
         return [[flat[f"layer{k}.{i}"] for i in range(len(layer))] for k, layer in enumerate(native)]
     if name == "equinox":
         import equinox as eqx
