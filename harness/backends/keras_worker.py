@@ -320,22 +320,24 @@ def _rebuild(worker: Worker, portable: BaseException | None, kind: str, message:
 # The worker process ------------------------------------------------------------------------------
 def serve(conn, name: str, env: dict[str, str]) -> None:
     """The child: import the backend in-process, answer requests until told to stop or the parent goes."""
-    from .. import backends, precision
+    from .. import backends, precision, quiet
 
+    quiet.environment()
     backend = backends.get(name)
-    try:
-        wrong = {k: os.environ.get(k) for k, v in env.items() if os.environ.get(k) != v}
-        reason = f"the worker's environment has {wrong}, not {env}" if wrong else backend.installed()
-        if reason is None and not getattr(backend, "in_process", lambda: True)():
-            reason = f"{name} does not run in-process in its own worker ({env})"
-    except Exception as exc:  # noqa: BLE001 - a broken install is "not installed" too
-        reason = f"{type(exc).__name__}: {exc}"
-    conn.send(("ready", reason))
-    if reason is None and hasattr(backend, "warm_up"):
-        # Started ahead of need (start_in_background), the worker pays its one-time costs while the caller
-        # does other work; a failure here is the first request's to report, with its context.
-        with contextlib.suppress(Exception):
-            backend.warm_up()
+    with quiet.filtered_stderr():  # the frameworks' start-up chatter, as the calling process keeps it out
+        try:
+            wrong = {k: os.environ.get(k) for k, v in env.items() if os.environ.get(k) != v}
+            reason = f"the worker's environment has {wrong}, not {env}" if wrong else backend.installed()
+            if reason is None and not getattr(backend, "in_process", lambda: True)():
+                reason = f"{name} does not run in-process in its own worker ({env})"
+        except Exception as exc:  # noqa: BLE001 - a broken install is "not installed" too
+            reason = f"{type(exc).__name__}: {exc}"
+        conn.send(("ready", reason))
+        if reason is None and hasattr(backend, "warm_up"):
+            # Started ahead of need (start_in_background), the worker pays its one-time costs while the caller
+            # does other work; a failure here is the first request's to report, with its context.
+            with contextlib.suppress(Exception):
+                backend.warm_up()
     live: dict[int, Any] = {}
     watches: dict[int, tuple[contextlib.ExitStack, dict]] = {}
     keys = itertools.count(1)

@@ -76,6 +76,10 @@ def preload(names: list[str], steps) -> None:
     from harness import backends, quiet
 
     with quiet.filtered_stderr():
+        elsewhere = [name for name in names if backends.get(name).in_worker()]  # asks Keras its backend: imports it
+    for name in elsewhere:  # a worker (keras-<b>) imports alongside; started outside the block, it keeps our stderr
+        backends.get(name).start_in_background()
+    with quiet.filtered_stderr():
         for name in names:
             steps.now(f"importing {backends.get(name).framework}")
             backends.get(name).installed()
