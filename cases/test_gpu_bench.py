@@ -228,8 +228,9 @@ def test_the_selection_holds_the_sizes_and_sweeps():
     assert sizes(cpu) == {(64, 100, 512, 512), (1, 100, 512, 512), (16, 25, 256, 256)}
     assert sizes(gpu) == sizes(cpu) | {(64, 512, 1024, 1024)}
     assert {w.dtype for w in cpu} == {"float32"} and {w.dtype for w in gpu} == {"float32", "float16", "bfloat16"}
-    assert sorted(w.steps for w in cpu if w.sweep == "steps") == list(bench.SWEEP_STEPS)
-    assert sorted(w.batch for w in cpu if w.sweep == "batch") == list(bench.SWEEP_BATCH)
+    # The sweeps' points, less the one the standard size (16, 25, 256, 256) already times (the report charts it there).
+    assert sorted(w.steps for w in cpu if w.sweep == "steps") == [t for t in bench.SWEEP_STEPS if t != 25]
+    assert sorted(w.batch for w in cpu if w.sweep == "batch") == [b for b in bench.SWEEP_BATCH if b != 16]
     assert len({w.id for w in cpu + gpu}) == len(cpu + gpu)
     tf32 = bench.works(["cpu", "cuda"], "tf32")  # TF32 changes float32 products on a GPU, nothing else
     assert tf32 == [w for w in gpu if w.dtype == "float32"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -79,6 +80,18 @@ def plan(names: list[str], args) -> list[tuple[str, str, list[str]]]:
     return out
 
 
+def warn_if_busy(seconds: float = 1.0) -> None:
+    """Say before the first benchmark when other processes already keep this machine's cores busy: the timings
+    taken meanwhile will be flagged busy (harness.machine_load), and are not results."""
+    from harness import machine_load
+
+    load = machine_load.sample(seconds)
+    if load.busy:
+        print(f"warning: the machine is busy: {machine_load.describe(load)} over {seconds:g} s before the benchmarks; "
+              "their timings will be flagged busy. Check `uptime` and run them on a quiet machine.", file=sys.stderr,
+              flush=True)
+
+
 def cmd_bench(args) -> int:
     from harness import atomic, backends, devices
     from harness.bench import merge
@@ -86,6 +99,7 @@ def cmd_bench(args) -> int:
     from . import progress
 
     names, earlier = check(args)
+    warn_if_busy()
     out = Path(args.out).resolve()
     parts = out.parent / "bench"
     parts.mkdir(parents=True, exist_ok=True)
@@ -124,6 +138,11 @@ def cmd_bench(args) -> int:
         print(f"{why}: nothing written, {out} is left as it was")
         return 1
     atomic.write_text(out, json.dumps(merged, indent=1))
+    busy = [b["name"] for b in fresh["benchmarks"] if (b.get("extra_info") or {}).get("busy")]
+    if busy:
+        print(f"warning: {len(busy)} of {len(fresh['benchmarks'])} benchmarks ran while other processes kept their cores "
+              f"busy (flagged busy in {out.name} and on the performance page): {', '.join(busy[:5])}"
+              + (" ..." if len(busy) > 5 else ""), file=sys.stderr)
     kept = len(merged["benchmarks"]) - len(fresh["benchmarks"])
     print(f"\n{len(fresh['benchmarks'])} benchmarks measured" + (f", {kept} earlier ones kept" if kept else "")
           + f": {out}")

@@ -119,6 +119,8 @@ class Bench:
     stddev = property(lambda self: self.stats["stddev"])
     rounds = property(lambda self: self.stats["rounds"])
     first_call = property(lambda self: self.info.get("first_call_s"))
+    foreign_cores = property(lambda self: self.info.get("foreign_cpu_cores"))  # harness.machine_load
+    busy = property(lambda self: bool(self.info.get("busy")))
 
     @property
     def throughput(self) -> float | None:
@@ -349,9 +351,16 @@ def _sweeps(run: Run, styles) -> list[dict[str, Any]]:
     for b in run.benchmarks:
         if b.sweep:
             groups[(SWEEP_AXES.index(b.sweep), b.info["device"], b.info["dtype"], b.size.without(b.sweep))].append(b)
+    for b in run.benchmarks:  # a standard size that lies on a sweep is that sweep's point (bench times it once)
+        if not b.sweep and b.size is not None:
+            for axis in SWEEP_AXES:
+                key = (SWEEP_AXES.index(axis), b.info["device"], b.info["dtype"], b.size.without(axis))
+                if key in groups and all(getattr(o.size, axis) != getattr(b.size, axis) or o.series != b.series
+                                         for o in groups[key]):
+                    groups[key].append(b)
     out = []
-    for (_, device, dtype, _), benches in sorted(groups.items(), key=lambda kv: kv[0][:3]):
-        axis = benches[0].sweep
+    for (axis_index, device, dtype, _), benches in sorted(groups.items(), key=lambda kv: kv[0][:3]):
+        axis = SWEEP_AXES[axis_index]
         xs = sorted({getattr(b.size, axis) for b in benches})
         series: dict[str, tuple[list, list, list, list]] = {}
         medians: dict[tuple[str, int], float] = {}
@@ -429,6 +438,8 @@ def build_performance(run: Run, earlier: Run | None = None, *, threshold: float 
         first_calls={(b.series, b.size_label): b for b in timed_first},
         not_run=_not_run(run),
         timed=_timed(run),
+        busy=[b for b in run.benchmarks if b.busy],
+        any_load=any(b.foreign_cores is not None for b in run.benchmarks),
     )
 
 
