@@ -8,108 +8,59 @@ the outputs it returns) and asserts that the comparison fails, at the output the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest
 
+from harness import mistakes
 from harness.canonical import CanonicalLSTM
 from harness.catalogue import get_case
 from harness.compare import compare, tolerance_for
-from harness.outputs import LSTMOutput
 from harness.results import NOT_INSTALLED, SKIPPED, UNSUPPORTED
 from harness.runner import oracle_for, run_case
+from harness.spec import LSTMSpec
 from misplaced_gate_clip import WRONG_PLACES, forward as misplaced_forward
 
 
-def _each_unit(fn):
-    def hook(model: CanonicalLSTM) -> CanonicalLSTM:
-        for unit, lw in model.weights.items():
-            fn(model, unit, lw)
-        return model
-    return hook
-
-
-def _permute_gates(model, unit, lw):
-    H = model.spec.hidden_size
-    order = np.r_[0:H, 2 * H:3 * H, H:2 * H, 3 * H:4 * H]  # i, g, f, o: forget and cell swapped
-    lw.W_ih, lw.W_hh, lw.b_ih, lw.b_hh = lw.W_ih[order], lw.W_hh[order], lw.b_ih[order], lw.b_hh[order]
-
-
-def _drop_b_hh(model, unit, lw):
-    lw.b_hh = np.zeros_like(lw.b_hh)
-
-
-def _forget_bias_twice(model, unit, lw):
-    H = model.spec.hidden_size  # folded once by hand, then applied again by the backend
-    lw.b_ih[H:2 * H] += model.spec.forget_bias
-
-
-def _transpose_gate_blocks(model, unit, lw):
-    H = model.spec.hidden_size
-    lw.W_hh = np.concatenate([lw.W_hh[g * H:(g + 1) * H].T for g in range(4)])
-
-
-def _swap_directions(model: CanonicalLSTM) -> CanonicalLSTM:
-    for k in range(model.spec.num_layers):
-        model.weights[(k, 0)], model.weights[(k, 1)] = model.weights[(k, 1)], model.weights[(k, 0)]
-    return model
-
-
-def _swap_h_c(out: LSTMOutput) -> LSTMOutput:
-    return LSTMOutput(out.y, out.c_n, out.h_n)
-
-
-def _swap_y_halves(out: LSTMOutput) -> LSTMOutput:
-    P = out.y.shape[-1] // 2
-    return LSTMOutput(np.concatenate([out.y[..., P:], out.y[..., :P]], axis=-1), out.h_n, out.c_n)
-
-
-def _h_n_direction_major(out: LSTMOutput, layers=2, dirs=2) -> LSTMOutput:
-    order = [d * layers + k for k in range(layers) for d in range(dirs)]  # d * L + k instead of k * D + d
-    return LSTMOutput(out.y, out.h_n[order], out.c_n[order])
-
-
-def _backward_in_processing_order(out: LSTMOutput) -> LSTMOutput:
-    P = out.y.shape[-1] // 2
-    y = out.y.copy()
-    y[..., P:] = y[::-1, :, P:]  # time-major cases: axis 0 is time
-    return LSTMOutput(y, out.h_n, out.c_n)
-
-
 @dataclass(frozen=True)
-class Mistake:
-    name: str
+class Control:
+    """A catalogue mistake planted on a case, and the output it must be caught at."""
+
+    mistake: str  # a harness.mistakes name
     case: str
     caught_at: str  # a prefix of the output path that must be reported as mismatched
-    model_hook: Callable | None = None
-    output_hook: Callable | None = None
+
+    @property
+    def hooks(self) -> dict:
+        m = mistakes.get(self.mistake)
+        spec = get_case(self.case).spec
+        return {"model_hook": m.plant if m.weights else None,
+                "output_hook": (lambda out: m.plant_outputs(out, spec)) if m.outputs else None}
 
 
+# One per family of the catalogue that a framework's run can carry (weights or outputs), on every backend;
+# the rest of the catalogue is caught and named framework-free below.
 MISTAKES = (
-    Mistake("permuted-gate-order", "plain", "y", model_hook=_each_unit(_permute_gates)),
-    Mistake("dropped-b_hh", "cudnn-double-bias", "y", model_hook=_each_unit(_drop_b_hh)),
-    Mistake("forget-bias-twice", "forget-bias", "y", model_hook=_each_unit(_forget_bias_twice)),
-    Mistake("transposed-gate-blocks", "plain", "y", model_hook=_each_unit(_transpose_gate_blocks)),
-    Mistake("swapped-directions", "bidirectional", "y[direction=forward]", model_hook=_swap_directions),
-    Mistake("swapped-h-c", "plain", "h_n", output_hook=_swap_h_c),
-    Mistake("swapped-y-halves", "bidirectional", "y[direction=forward]", output_hook=_swap_y_halves),
-    Mistake("h_n-layer-direction-order", "bidirectional-2layer", "h_n[layer=0, direction=backward]",
-            output_hook=_h_n_direction_major),
-    Mistake("reverse-outputs-in-processing-order", "bidirectional", "y[direction=backward]",
-            output_hook=_backward_in_processing_order),
+    Control("gate-order-igfo", "plain", "y"),
+    Control("bias-b_hh-dropped", "cudnn-double-bias", "y"),
+    Control("forget-bias-twice", "forget-bias", "y"),
+    Control("kernel-recurrent-blocks-transposed", "plain", "y"),
+    Control("directions-swapped", "bidirectional", "y[direction=forward]"),
+    Control("states-swapped-out", "plain", "h_n"),
+    Control("y-halves-swapped", "bidirectional", "y[direction=forward]"),
+    Control("h_n-direction-major", "bidirectional-2layer", "h_n[layer=0, direction=backward]"),
+    Control("backward-in-processing-order", "bidirectional", "y[direction=backward]"),
 )
 
 
-@pytest.mark.parametrize("mistake", MISTAKES, ids=[m.name for m in MISTAKES])
+@pytest.mark.parametrize("mistake", MISTAKES, ids=[m.mistake for m in MISTAKES])
 def test_mistake_is_caught(mistake, backend_name):
     case = get_case(mistake.case)
-    outcome = run_case(case, backend_name, "float32", model_hook=mistake.model_hook,
-                       output_hook=mistake.output_hook)
+    outcome = run_case(case, backend_name, "float32", **mistake.hooks)
     r = outcome.result
     if r.status in (UNSUPPORTED, NOT_INSTALLED, SKIPPED):
         pytest.skip(f"{r.status}: {r.reason}")
-    assert r.status == "fail", f"{mistake.name} on {backend_name} was not caught: {r.status} {r.reason}"
+    assert r.status == "fail", f"{mistake.mistake} on {backend_name} was not caught: {r.status} {r.reason}"
     bad = [p.path for p in outcome.comparison.paths if p.mismatched or p.error]
     assert any(p.startswith(mistake.caught_at) for p in bad), (mistake.caught_at, bad)
     # The same run without the mistake passes: the failure is the mistake's, not the case's.
@@ -128,27 +79,14 @@ def _passing_run(case_name, backend_name):
 
 
 def test_output_peephole_reading_old_c_is_caught(backend_name):
-    """An output gate that peeks at c_{t-1} instead of c_t: compare each peephole-capable backend
-    with an oracle that has that bug; the difference must exceed the float32 tolerance."""
+    """An output gate that peeks at c_{t-1} instead of c_t (the catalogue's forward variant): compare each
+    peephole-capable backend with it; the difference must exceed the float32 tolerance."""
     case, outcome = _passing_run("peephole", backend_name)
     model, (x, h0, c0), _ = oracle_for(case, "float32")
-    from harness.oracle import forward
-
-    buggy = forward(model, x, h0, c0, batch_first=case.batch_first, _output_peephole_reads_old_c=True)
+    buggy = mistakes.get("peephole-output-reads-old-c").predict(model, x, h0, c0)
     result = compare(case.spec, outcome.actual, buggy, tolerance_for("float32"))
     assert not result.ok
     assert any(p.mismatched for p in result.paths if p.path.startswith("y"))
-
-
-def test_output_peephole_bug_is_visible_in_the_peephole_cases():
-    """Independent of any framework: the cases' peephole data make the old-c bug show in float32."""
-    for name in ("peephole", "peephole-projection-clips"):
-        case = get_case(name)
-        model, (x, h0, c0), good = oracle_for(case, "float32")
-        from harness.oracle import forward
-
-        bad = forward(model, x, h0, c0, _output_peephole_reads_old_c=True)
-        assert not compare(case.spec, bad, good, tolerance_for("float32")).ok, name
 
 
 def test_misplaced_gate_clip_is_caught(backend_name):
@@ -165,3 +103,52 @@ def test_misplaced_gate_clip_is_caught(backend_name):
     for where, bad in wrong.items():
         result = compare(case.spec, outcome.actual, bad, tolerance_for("float32"))
         assert not result.ok, f"{backend_name} agrees with the gate clip misplaced: {where}"
+
+
+# Every mistake of the catalogue, caught and named, framework-free ----------------------------------------
+SQUARE = 4  # x [4, 4, 3]: T = B, so that reading x batch-major keeps its shape
+SPECS = (  # in = H, so that the [x, h] swap and the input kernel's block transposes keep their shapes
+    LSTMSpec(input_size=3, hidden_size=3, bias="double", forget_bias=0.5, peephole=True),
+    LSTMSpec(input_size=3, hidden_size=3, num_layers=2, bidirectional=True),
+)
+
+
+def _planted(mistake):
+    """The first of SPECS that can express the mistake: a's model, inputs, base gate; a's and b's outputs."""
+    spec = next(s for s in SPECS if mistake.expressible(s, SQUARE, SQUARE) is None)
+    model = CanonicalLSTM.random(spec, seed=3).rounded("float32")
+    xs = tuple(a.astype(np.float32).astype(np.float64) for a in model.random_inputs(SQUARE, SQUARE, seed=4))
+    gate = "hard_sigmoid_keras3" if mistake.gate == "sigmoid" else "sigmoid"  # a port from hard_sigmoid gates
+    return model, xs, gate, mistakes.forward(model, *xs, gate=gate), mistake.predict(model, *xs, gate=gate)
+
+
+@pytest.mark.parametrize("mistake", mistakes.CATALOGUE, ids=[m.name for m in mistakes.CATALOGUE])
+def test_every_mistake_is_caught_and_named(mistake):
+    """Caught: a port with the mistake is outside the float32 bound of the oracle. Named: diagnose's search,
+    given a's weights and outputs and the port's (its weights as a framework would hold them), names it on b."""
+    from harness.diagnosis import Party, search
+
+    model, xs, gate, good, bad = _planted(mistake)
+    tol = tolerance_for("float32")
+    a = Party("a", "a", model, gate, good)
+    b = Party("b", "b", mistake.plant(model), "sigmoid" if mistake.gate else gate, bad)
+    named = search(a, b, xs, tol)
+    if mistake.harmless:  # nothing can catch it; diagnose says these inputs could not show it
+        assert compare(model.spec, bad, good, tol).ok and named.agree and mistake.name in named.invisible
+        return
+    assert not compare(model.spec, bad, good, tol).ok, f"{mistake.name} is not caught on {model.spec.features()}"
+    assert ("b", mistake.name) in [(c.side, c.mistake.name) for c in named.explained], str(named)
+    assert all(c.after.ok for c in named.explained)
+
+
+def test_the_forward_variants_loop_is_the_oracle():
+    """harness.mistakes' forward pass with the sigmoid and the new c is the oracle on every catalogue case, so a
+    variant differs from the oracle by its knob alone."""
+    from harness.catalogue import CASES
+
+    for case in CASES:
+        if case.batch_first or not case.initial_state:
+            continue
+        model, (x, h0, c0), expected = oracle_for(case, "float64")
+        same = mistakes.variant_forward(model, x, h0, c0, lambda z: 0.5 * (1 + np.tanh(0.5 * z)), old_c=False)
+        assert all(np.allclose(a, e, rtol=0, atol=1e-14) for a, e in zip(same, expected)), case.name

@@ -51,7 +51,6 @@ def forward(
     c0=None,
     *,
     batch_first: bool = False,
-    _output_peephole_reads_old_c: bool = False,  # a deliberate bug, for the negative controls only
 ) -> LSTMOutput:
     spec = model.spec
     x, h0, c0 = check_inputs(spec, x, h0, c0, batch_first)
@@ -76,12 +75,11 @@ def forward(
                 zf = zf + spec.forget_bias
                 if spec.gate_clip is not None:
                     zi, zf, zg = (np.clip(z, -spec.gate_clip, spec.gate_clip) for z in (zi, zf, zg))
-                c_old = c
                 c = _sigmoid(zf) * c + _sigmoid(zi) * np.tanh(zg)
                 if spec.cell_clip is not None:
                     c = np.clip(c, -spec.cell_clip, spec.cell_clip)
                 if spec.peephole:
-                    zo = zo + w.w_o * (c_old if _output_peephole_reads_old_c else c)
+                    zo = zo + w.w_o * c
                 if spec.gate_clip is not None:
                     zo = np.clip(zo, -spec.gate_clip, spec.gate_clip)
                 h = _sigmoid(zo) * np.tanh(c)
