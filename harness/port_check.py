@@ -94,7 +94,7 @@ def check(src: Source, src_model: CanonicalLSTM, source: str, out: Source, out_m
     if _nonfinite(src_model, echo):
         return _same_weights(src_model, target, out_model, out_dtype, echo)
     spec = src_model.spec
-    dtype = "float64" if out_dtype == "float64" and _stored(src.native) == "float64" else "float32"
+    dtype = "float64" if out_dtype == "float64" and stored_dtype(src.native) == "float64" else "float32"
     xs, origin = inputs_for(spec, inputs, dtype)
     expected = src_model.forward(*xs)
     tol = tolerance_for(dtype)
@@ -163,7 +163,7 @@ def _table(spec: LSTMSpec, sides: list[Side], echo) -> None:
         echo("  " + part.ljust(width) + "".join(cells))
 
 
-def _stored(native) -> str:
+def stored_dtype(native) -> str:
     """float64 only if every stored weight is float64 (a canonical file is by definition)."""
     if isinstance(native, CanonicalLSTM):
         return "float64"
@@ -248,6 +248,7 @@ def _torch(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
     import torch
 
     from .backends._names import group_by_prefix, pick
+    from .sides.torch import run_lstm
 
     local = pick(group_by_prefix(source.native, _TORCH_LOCAL), source.select, "torch.nn.LSTM")
     state = {k: torch.as_tensor(np.asarray(v)) for k, v in local.items()}
@@ -255,14 +256,13 @@ def _torch(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
     lstm = torch.nn.LSTM(spec.input_size, spec.hidden_size, num_layers=spec.num_layers, bias=spec.bias != "none",
                          bidirectional=spec.bidirectional, proj_size=spec.proj_size, dtype=tdtype)
     lstm.load_state_dict({k: v.to(tdtype) for k, v in state.items()}, strict=True)
-    x, h0, c0 = (torch.as_tensor(a, dtype=tdtype) for a in xs)
-    with torch.inference_mode():
-        y, (h_n, c_n) = lstm(x, (h0, c0))
-    return LSTMOutput.of(y.numpy(), h_n.numpy(), c_n.numpy()), ""
+    return run_lstm(lstm, *xs), ""
 
 
 def _keras(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
     import keras
+
+    from .sides.keras import all_layers, rebuild, run_layers
 
     how = ""
     layers = None
@@ -273,8 +273,8 @@ def _keras(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
             how = (f"keras.saving.load_model(safe_mode=True) refused it ({type(exc).__name__}: "
                    f"{str(exc).splitlines()[0][:160]}), so set_weights of its arrays instead")
         else:
-            found = {layer.name: layer for layer in _all_layers(model)}
-            layers = [_rebuild(keras, found[name], spec.layer_input_size(k))
+            found = {layer.name: layer for layer in all_layers(model)}
+            layers = [rebuild(keras, found[name], spec.layer_input_size(k))
                       for k, name in enumerate(source.run["layers"])]
             how = "the LSTM layers of keras.saving.load_model(safe_mode=True), as Keras loaded them"
     if layers is None:
@@ -293,44 +293,7 @@ def _keras(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
             layer.set_weights([np.asarray(w) for w in weights])
             layers.append(layer)
         how = how or "set_weights of the file's arrays into keras.layers.LSTM / Bidirectional"
-    D = spec.num_directions
-    x, h0, c0 = (np.asarray(a, dtype=dtype) for a in xs)
-    seq, hs, cs = x.transpose(1, 0, 2), [], []
-    for k, layer in enumerate(layers):
-        outs = layer(seq, initial_state=[s[k * D + d] for d in range(D) for s in (h0, c0)])
-        seq = outs[0]
-        for d in range(D):  # LSTM -> [y, h, c]; Bidirectional -> [y, fh, fc, bh, bc]
-            hs.append(keras.ops.convert_to_numpy(outs[1 + 2 * d]))
-            cs.append(keras.ops.convert_to_numpy(outs[2 + 2 * d]))
-    y = keras.ops.convert_to_numpy(seq).transpose(1, 0, 2)
-    return LSTMOutput(y, np.stack(hs), np.stack(cs)), how
-
-
-def _all_layers(model):
-    out = []
-    for layer in getattr(model, "layers", []):
-        out.append(layer)
-        if hasattr(layer, "layers") and not hasattr(layer, "forward_layer"):
-            out += _all_layers(layer)
-    return out
-
-
-def _rebuild(keras, layer, input_size: int):
-    """A loaded layer again with return_sequences and return_state on (and no state kept between calls), with
-    the weights Keras loaded into it."""
-    config = layer.get_config()
-    switches = dict(return_sequences=True, return_state=True, stateful=False)
-    if isinstance(layer, keras.layers.Bidirectional):
-        for key in ("layer", "backward_layer"):
-            if config.get(key):
-                config[key]["config"].update(switches)
-        config["merge_mode"] = config.get("merge_mode") or "concat"
-    else:
-        config.update(switches)
-    fresh = type(layer).from_config(config)
-    fresh.build((None, None, input_size))
-    fresh.set_weights(layer.get_weights())
-    return fresh
+    return run_layers(layers, spec, xs, dtype), how
 
 
 def _flax(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):

@@ -81,12 +81,12 @@ def read(path: Path, select, what: str = "SRC") -> Source:
                 config = json.loads(z.read("config.json"))
                 with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as h5:
                     found = _weights_v3(h5)
-            layers, form, loader = _with_config(config, found, path), ".keras archive", "load_model"
+            layers, form, loader = with_config(config, found), ".keras archive", "load_model"
         else:
             with h5py.File(path, "r") as h5:
                 if "model_config" in h5.attrs:
                     config = json.loads(_text(h5.attrs["model_config"]))
-                    layers = _with_config(config, _weights_legacy(h5["model_weights"]), path)
+                    layers = with_config(config, _weights_legacy(h5["model_weights"]))
                     form, loader = "legacy Keras .h5 model", "load_model"
                 elif "layer_names" in h5.attrs or "model_weights" in h5:
                     layers = _bare(_weights_legacy(h5.get("model_weights", h5)))
@@ -97,7 +97,15 @@ def read(path: Path, select, what: str = "SRC") -> Source:
         if isinstance(exc, UnsupportedFeature):
             raise
         raise ValueError(f"{what}: {path} could not be read as a Keras file: {type(exc).__name__}: {exc}") from exc
-    source = Source(None, form, run={"loader": loader})
+    source = from_layers(layers, select, form, what)
+    source.run["loader"] = loader
+    return source
+
+
+def from_layers(layers: list[KerasLayer], select, form: str, what: str = "SRC") -> Source:
+    """The Source of Keras LSTM layers in hand (a file's, or a live model's: harness.sides.keras): the one stack
+    chosen, each config checked, the spec fields read; run["layers"] names the chosen layers in order."""
+    source = Source(None, form)
     source.native = _take(layers, select, source, what)
     source.run["layers"] = [layer.name for layer in source.run.pop("chosen")]
     return source
@@ -187,7 +195,7 @@ def _bare(found: dict[str, tuple[list, bool]]) -> list[KerasLayer]:
 
 
 # The config -------------------------------------------------------------------------------------
-def _with_config(config: dict, found: dict[str, tuple[list, bool]], path: Path) -> list[KerasLayer]:
+def with_config(config: dict, found: dict[str, tuple[list, bool]]) -> list[KerasLayer]:
     """The LSTM layers the config describes, in its order, each with its weights and what it reads."""
     layers = []
     for name, class_name, cfg, after in model_layers(config):
