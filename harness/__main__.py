@@ -1,4 +1,4 @@
-"""Command line: `python -m harness run | report | measure | bench | gpu | convert | list`.
+"""Command line: `python -m harness run | report | measure | bench | gpu | convert | diagnose | list`.
 
   run      the main job: the agreement matrix over every installed framework, printed as a table,
            saved as JSON lines and written as reports/agreement.html (plus reports/performance.html
@@ -21,6 +21,8 @@
            its reason. `tox -e gpu` runs this after installing the CUDA builds.
   convert  a trained LSTM's parameter file from one framework's form to another's, never unpickling
            (harness/cli/convert.py; file forms in harness/files.py); --check runs both and compares.
+  diagnose two LSTM files that should agree: when they do not, the porting mistake that explains it
+           (harness/cli/diagnose.py; harness.diagnose).
   list     the cases, or the backends with their status (installed, or why not and the extra to install)
            and what each can express.
 
@@ -43,10 +45,9 @@ import importlib.util  # noqa: E402
 if importlib.util.find_spec("torch") is not None:  # torch before tensorflow, as in conftest.py
     import torch  # noqa: F401
 
-from harness.cli import bench, convert, gpu, measure, report, run  # noqa: E402
-from harness.cli import listing
+from harness.cli import bench, convert, diagnose, gpu, listing, measure, report, run  # noqa: E402
 
-COMMANDS = (run, report, measure, bench, gpu, convert, listing)  # each registers its own subcommand (harness/cli/)
+COMMANDS = (run, report, measure, bench, gpu, convert, diagnose, listing)  # each registers its own subcommand
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,210 @@
+"""assert_equivalent on live objects (harness/equivalence.py, harness/sides/): each pair built by its real
+frameworks from one canonical model, passing; the same with a mistake planted, failing with the message a
+user needs; refusals by name. Tiny sizes (input 3, hidden 4): size proves nothing here; each framework's
+objects are built once per module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness import CanonicalLSTM, LSTMSpec, UnsupportedFeature, assert_equivalent, backends, convert, mistakes
+
+SPEC = LSTMSpec(input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
+
+
+def _needs(*names):
+    for name in names:
+        reason = backends.get(name).installed()
+        if reason:
+            pytest.skip(f"not installed: {reason}")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return CanonicalLSTM.random(SPEC, seed=5).rounded("float32")
+
+
+def torch_lstm(model, **kwargs):
+    import torch
+
+    spec = model.spec
+    lstm = torch.nn.LSTM(spec.input_size, spec.hidden_size, num_layers=spec.num_layers,
+                         bidirectional=spec.bidirectional, **kwargs)
+    lstm.load_state_dict({k: torch.tensor(v) for k, v in convert(model, "numpy", "torch", spec).items()})
+    return lstm
+
+
+def keras_model(model, **lstm_kwargs):
+    """A Sequential: Input, the LSTM layers (Bidirectional when the spec is), a Dense head."""
+    import keras
+
+    spec = model.spec
+
+    def lstm(k):
+        layer = keras.layers.LSTM(spec.hidden_size, return_sequences=True, **lstm_kwargs)
+        return keras.layers.Bidirectional(layer) if spec.bidirectional else layer
+
+    stack = [lstm(k) for k in range(spec.num_layers)]
+    seq = keras.Sequential([keras.Input((None, spec.input_size)), *stack, keras.layers.Dense(2)])
+    for layer, weights in zip(stack, convert(model, "numpy", "keras", spec)):
+        layer.set_weights(weights)
+    return seq
+
+
+@pytest.fixture(scope="module")
+def torch_encoder(model):
+    _needs("torch")
+    import torch
+
+    class Encoder(torch.nn.Module):  # a user's module holding the LSTM
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Linear(3, 3)
+            self.lstm = torch_lstm(model)
+
+    return Encoder()
+
+
+@pytest.fixture(scope="module")
+def keras_seq(model):
+    _needs("keras")
+    return keras_model(model)
+
+
+def test_torch_keras(torch_encoder, keras_seq):
+    result = assert_equivalent(torch_encoder, keras_seq)
+    assert result.ok and result.dtype == "float32" and result.a_vs_b <= 1
+    assert "torch.nn.LSTM 'lstm'" in result.a and "keras Sequential" in result.b
+    assert result.b_vs_oracle.worst.max_abs > 0  # Keras really ran (float32), it did not echo the oracle
+
+
+def test_torch_flax():
+    """One nn.RNN (a JAX compile per program: the smallest one that shows the pair)."""
+    _needs("flax", "torch")
+    import flax.linen as nn
+
+    one = CanonicalLSTM.random(LSTMSpec(input_size=3, hidden_size=4), seed=4).rounded("float32")
+    variables = convert(one, "numpy", "flax", one.spec)
+    assert assert_equivalent(torch_lstm(one), (nn.RNN(nn.LSTMCell(4)), variables)).ok
+    with pytest.raises(AssertionError, match="b not within the bound"):
+        assert_equivalent(torch_lstm(mistakes.get("gate-order-ifog").plant(one)), (nn.RNN(nn.LSTMCell(4)), variables))
+
+
+def test_keras_onnx(keras_seq, model, tmp_path):
+    _needs("onnx")
+    import onnx
+
+    path = tmp_path / "lstm.onnx"
+    onnx.save(backends.get("onnx").export_model(model), str(path))
+    assert assert_equivalent(keras_seq, path).ok  # a path to an ONNX file, run by onnxruntime
+
+
+@pytest.mark.filterwarnings("ignore:.*(is deprecated|add_variable):UserWarning")
+def test_tf1_torch():
+    """A TF1 LSTMCell built by dynamic_rnn (forget_bias=1.0, TF1's default) against torch, which has no run-time
+    forget_bias: equivalent when the port folds it into the bias, and not when it forgets to."""
+    _needs("tf1", "torch")
+    import importlib
+
+    import tensorflow as tf
+
+    from harness.backends.tf1 import LEGACY_CELLS
+
+    rc = importlib.import_module(LEGACY_CELLS)
+    spec = LSTMSpec(input_size=3, hidden_size=4, bias="single", forget_bias=1.0)
+    tf1_model = CanonicalLSTM.random(spec, seed=6).rounded("float32")
+    cell = rc.LSTMCell(4, forget_bias=1.0)
+    tf.compat.v1.nn.dynamic_rnn(cell, tf.zeros((1, 1, 3)), time_major=True, dtype=tf.float32)  # builds its variables
+    for var in cell.variables:
+        var.assign(convert(tf1_model, "numpy", "tf1", spec)[var.name.removesuffix(":0")])
+    folded = tf1_model.fold_forget_bias()
+    assert assert_equivalent(cell, torch_lstm(folded)).ok
+    with pytest.raises(AssertionError, match="NOT close"):  # forget_bias not folded: torch's forget gate off by 1
+        assert_equivalent(cell, torch_lstm(tf1_model.replace_spec(forget_bias=0.0)))
+
+
+def test_reloaded_keras_model_against_canonical(keras_seq, model, tmp_path):
+    import keras
+
+    keras_seq.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    result = assert_equivalent(reloaded, model)
+    assert result.ok and "rebuilt by Keras" in result.a  # its layers return no states: Keras rebuilds them
+
+
+def test_a_permuted_model_fails_naming_both_sides(torch_encoder, keras_seq, model):
+    bad = torch_lstm(mistakes.get("gate-order-igfo").plant(model))  # TF1's gate order written into torch
+    with pytest.raises(AssertionError) as failure:
+        assert_equivalent(keras_seq, bad)
+    text = str(failure.value)
+    assert "b not within the bound of the float64 oracle on a's weights" in text
+    assert "a: keras Sequential 'sequential" in text and "close" in text  # a, the faithful side, passes
+    assert "b: torch.nn.LSTM (torch, float32" in text and "NOT close" in text
+    for part in ("y[direction=forward] (shape (6, 3, 4), index (t, b, j))", "Mismatched elements: ",
+                 "Greatest absolute difference: ", "Greatest relative difference: ", "(up to 2e-06 allowed)",
+                 "h_n[layer=1, direction=backward]", "|actual - expected| <= 2e-06 + 2e-06 |expected|"):
+        assert part in text, part
+    with pytest.raises(AssertionError, match="b not within the bound"):  # the oracle runs on a's weights: with
+        assert_equivalent(bad, torch_encoder)  # the mistake on a, the faithful b is the side that differs
+
+
+def test_batch_first_inputs_and_a_batch_first_module(keras_seq, model):
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 5, 3)).astype(np.float32)  # [B, T, in]
+    assert assert_equivalent(torch_lstm(model, batch_first=True), keras_seq, x, batch_first=True).ok
+    with pytest.raises(ValueError, match=r"x: expected last dimension input_size=3"):
+        assert_equivalent(keras_seq, model, x[..., :2], batch_first=True)
+
+
+def test_selecting_one_lstm_of_several(model):
+    _needs("torch")
+    import torch
+
+    other = CanonicalLSTM.random(SPEC, seed=9).rounded("float32")
+    two = torch.nn.ModuleDict({"encoder": torch_lstm(model), "decoder": torch_lstm(other)})
+    with pytest.raises(ValueError, match=r"b \(torch.nn.modules.container.ModuleDict\): holds 2 torch.nn.LSTMs, "
+                                         r"\['decoder', 'encoder'\]: name one with select_b="):
+        assert_equivalent(model, two)
+    assert assert_equivalent(model, two, select_b="encoder").ok
+    with pytest.raises(AssertionError):
+        assert_equivalent(model, two, select_b="decoder")
+
+
+def test_refused_by_name(model):
+    _needs("keras")
+    import keras
+
+    hard = keras.layers.LSTM(4, recurrent_activation="hard_sigmoid")
+    hard.build((None, None, 3))
+    with pytest.raises(UnsupportedFeature, match="recurrent_activation='hard_sigmoid'"):
+        assert_equivalent(model, hard)
+    with pytest.raises(TypeError, match=r"b: expected a torch.nn.LSTM .* got builtins.dict"):
+        assert_equivalent(model, {"weight_ih_l0": 1})
+    with pytest.raises(ValueError, match="a and b are not the same shape of LSTM .*num_layers: a 2, b 1"):
+        assert_equivalent(model, CanonicalLSTM.random(SPEC.replace(num_layers=1)))
+
+
+def test_a_forward_function_and_the_bound(model):
+    """b may be the user's own forward function (it holds no weights: a's are the oracle's); rtol/atol replace the
+    table's bound, in both directions."""
+    def port(x, h0, c0):
+        return model.forward(x, h0, c0)
+
+    def swapped_states(x, h0, c0):
+        y, h_n, c_n = model.forward(x, h0, c0)
+        return y, (c_n, h_n)  # torch's (y, (h, c)) form, with h and c swapped
+
+    assert assert_equivalent(model, port).dtype == "float64"
+    with pytest.raises(AssertionError, match=r"h_n\[layer=0, direction=forward\]"):
+        assert_equivalent(model, swapped_states)
+
+    def nudged(x, h0, c0):
+        y, h_n, c_n = model.forward(x, h0, c0)
+        return y + 1e-9, h_n, c_n
+
+    with pytest.raises(AssertionError, match=r"up to 1e-13 allowed"):
+        assert_equivalent(model, nudged)
+    assert assert_equivalent(model, nudged, atol=1e-8).tolerance.evidence == "given by the caller (rtol/atol)"
+    with pytest.raises(TypeError, match="a: the oracle runs on a's weights, and a function holds none"):
+        assert_equivalent(port, model)

@@ -1,0 +1,74 @@
+"""The pytest plugin users get (harness/pytest_plugin.py, entry point pytest11 `lstm_harness`): its fixture in a
+throwaway pytest run (pytester), and what loading it must not do: add the project's own options, or import any
+framework."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "flax", "equinox", "onnx", "onnxruntime")
+
+
+def test_the_plugin_is_installed_as_a_pytest11_entry_point():
+    found = [e for e in entry_points(group="pytest11") if e.value == "harness.pytest_plugin"]
+    assert found, "no pytest11 entry point for harness.pytest_plugin: reinstall the package (pip install -e .)"
+
+
+def test_loading_it_adds_no_option_and_imports_no_framework(pytester):
+    """In a fresh process, pytest loads the plugin by its entry point; when the user's test runs, no framework
+    has been imported, and none of the project's options (--backend, --results, ...) exists."""
+    pytester.makepyfile(f"""
+        import sys
+        import pytest
+
+        def test_loaded(request):
+            assert request.config.pluginmanager.hasplugin("lstm_harness")
+            assert [m for m in {FRAMEWORKS!r} if m in sys.modules] == []
+            for option in ("backend", "results", "dtype", "device", "precision", "report"):
+                with pytest.raises(ValueError):
+                    request.config.getoption(option)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    code = ("import sys, harness.pytest_plugin; "
+            f"print([m for m in {FRAMEWORKS!r} if m in sys.modules])")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_the_fixture_passes_and_fails_naming_both_sides(pytester):
+    pytest.importorskip("torch", reason="not installed: torch")
+    pytester.makepyfile("""
+        import torch
+        from harness import CanonicalLSTM, LSTMSpec, convert, mistakes
+
+        MODEL = CanonicalLSTM.random(LSTMSpec(input_size=3, hidden_size=4)).rounded("float32")
+
+        def lstm(model):
+            module = torch.nn.LSTM(3, 4)
+            module.load_state_dict({k: torch.tensor(v) for k, v in convert(model, "numpy", "torch", model.spec).items()})
+            return module
+
+        def test_port(lstm_equivalence):
+            assert lstm_equivalence(lstm(MODEL), MODEL).ok
+
+        def test_permuted_port(lstm_equivalence):
+            lstm_equivalence(lstm(MODEL), MODEL)
+            lstm_equivalence(MODEL, lstm(mistakes.get("gate-order-igfo").plant(MODEL)))
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rf")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*AssertionError: assert_equivalent: b not within the bound of the float64 oracle on a's weights*",
+        "*- lstm-harness equivalence -*",
+        "check 1: equivalent (float32, *",
+        "check 2: FAILED",
+        "assert_equivalent: b not within the bound of the float64 oracle on a's weights",
+        "  a: CanonicalLSTM *(numpy, float64; the float64 oracle): close, *",
+        "  b: torch.nn.LSTM (torch, float32; the user's torch.nn.LSTM itself): NOT close",
+    ])
