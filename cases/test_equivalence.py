@@ -131,7 +131,7 @@ def test_reloaded_keras_model_against_canonical(keras_seq, model, tmp_path):
     keras_seq.save(tmp_path / "m.keras")
     reloaded = keras.saving.load_model(tmp_path / "m.keras")
     result = assert_equivalent(reloaded, model)
-    assert result.ok and "rebuilt by Keras" in result.a  # its layers return no states: Keras rebuilds them
+    assert result.ok and "as Keras builds them from the config" in result.a  # its layers return no states
 
 
 def test_a_permuted_model_fails_naming_both_sides(torch_encoder, keras_seq, model):
@@ -208,3 +208,21 @@ def test_a_forward_function_and_the_bound(model):
     assert assert_equivalent(model, nudged, atol=1e-8).tolerance.evidence == "given by the caller (rtol/atol)"
     with pytest.raises(TypeError, match="a: the oracle runs on a's weights, and a function holds none"):
         assert_equivalent(port, model)
+
+
+def test_nnx_and_equinox():
+    """A list of Equinox cells (the user's cells in the equinox backend's scan) against an nnx module (its own
+    object, called with return_carry), both made from one canonical model."""
+    _needs("flax-nnx", "equinox")
+    from flax import nnx
+
+    from harness.backends.flax_nnx import build_model
+
+    one = CanonicalLSTM.random(LSTMSpec(input_size=3, hidden_size=4), seed=4).rounded("float32")
+    module = build_model(one.spec, "LSTMCell", False, "float32")
+    nnx.update(module, convert(one, "numpy", "flax-nnx", one.spec))
+    cells = list(convert(one, "numpy", "equinox", one.spec))
+    assert assert_equivalent(cells, module).ok
+    with pytest.raises(ValueError, match=r"2 cells of input 4 and hidden 4 are either 2 layers or 1 bidirectional"):
+        assert_equivalent(list(convert(CanonicalLSTM.random(LSTMSpec(input_size=4, hidden_size=4, num_layers=2)),
+                                       "numpy", "equinox", LSTMSpec(input_size=4, hidden_size=4, num_layers=2))), one)

@@ -1,10 +1,15 @@
-"""The README's capability table says what each backend's supports() answers (it is checked, not hand-kept)."""
+"""The README's capability table says what each backend's supports() answers (it is checked, not hand-kept), and
+its examples of checking a port run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harness import LSTMSpec, backends
+
+pytest_plugins = ["pytester"]
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BASE = LSTMSpec(input_size=2, hidden_size=3)
@@ -37,3 +42,26 @@ def test_the_capability_table_is_what_the_backends_support():
     assert header in text
     missing = [row for row in capability_rows() if row not in text]
     assert not missing, "README.md's capability table is out of date; these rows are true now:\n" + "\n".join(missing)
+
+
+def _section_blocks(heading: str, language: str) -> list[str]:
+    text = README.read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return [block.split("\n```", 1)[0] for block in text.split(f"```{language}\n")[1:]]
+
+
+def test_the_checking_a_port_examples_run(pytester, capsys):
+    """The README's assert_equivalent / diagnose example runs and prints what the README shows; its pytest
+    fixture example passes in a throwaway pytest run."""
+    for module in ("torch", "keras"):
+        pytest.importorskip(module, reason=f"not installed: {module}")
+    example, fixture_example = _section_blocks("Checking a port: assert_equivalent, a pytest fixture, diagnose",
+                                               "python")
+    exec(compile(example, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    shown = README.read_text().split(example, 1)[1].split("```\n")[2]  # the output block after the example
+    assert "explained by one mistake:" in shown
+    for line in shown.splitlines():
+        prefix = line.split(": |diff|")[0].split(" at (")[0]  # the numbers are this machine's
+        assert prefix in printed, prefix
+    pytester.makepyfile(test_port=fixture_example)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

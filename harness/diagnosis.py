@@ -109,8 +109,11 @@ class Diagnosis:
                 lines.append(f"  {c.line()}")
                 lines.append(f"      after undoing it: {_count(c.after)}; {worst(c.after)}")
         if self.not_searched:
+            by_reason: dict[str, list[str]] = {}
+            for name, why in self.not_searched.items():
+                by_reason.setdefault(why, []).append(name)
             lines.append(f"not searched ({len(self.not_searched)}: the pair cannot express them): " +
-                         "; ".join(f"{k} ({v})" for k, v in self.not_searched.items()))
+                         "; ".join(f"{', '.join(names)} ({why})" for why, names in by_reason.items()))
         return "\n".join(lines)
 
 

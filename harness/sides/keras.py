@@ -82,12 +82,14 @@ def read(obj, select, option: str, lenient: bool) -> Side:
     rebuilt = [layer.name for layer, ran in zip(stack, runnable) if ran is not layer]
     dtype = dtype_name(stack[0].compute_dtype)
     how = ("the user's layers themselves" if not rebuilt else
-           f"{', '.join(rebuilt)} rebuilt by Keras from {'its' if len(rebuilt) == 1 else 'their'} config with "
-           "return_sequences and return_state on and the weights copied (only then does Keras return h_n and c_n)")
+           f"{', '.join(rebuilt)} as Keras builds {'it' if len(rebuilt) == 1 else 'them'} from the config with "
+           "return_sequences and return_state on, holding the same weights (only then are h_n, c_n returned)")
     label = f"{type(obj).__name__} {obj.name!r}" + ("" if [obj.name] == chosen else f" (layers {', '.join(chosen)})")
+    said = [n.replace(", and --check compares them all", ", and every step is compared") for n in source.notes
+            if "training only" not in n and "only initialises" not in n]  # a live layer's training settings: noise
     return Side(f"keras {label}", "keras", model, dtype,
                 lambda x, h0, c0: run_layers(runnable, spec, (x, h0, c0), dtype), how,
-                gate=kinds.pop(), notes=source.notes + notes)
+                gate=kinds.pop(), notes=said + notes)
 
 
 def _returns_everything(layer) -> bool:
