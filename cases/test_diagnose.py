@@ -17,18 +17,13 @@ import importlib
 
 import pytest
 
-from harness import CanonicalLSTM, LSTMSpec, backends, convert, diagnose, files, mistakes, sides
+from harness import CanonicalLSTM, LSTMSpec, convert, diagnose, files, mistakes, sides
 from harness.__main__ import main
+from installed import needs
 
 SPEC = LSTMSpec(input_size=3, hidden_size=3)  # torch's two biases
 TF1_SPEC = LSTMSpec(input_size=3, hidden_size=3, bias="single", forget_bias=1.0)  # TF1's default forget_bias
 
-
-def _needs(*names):
-    for name in names:
-        reason = backends.get(name).installed()
-        if reason:
-            pytest.skip(f"not installed: {reason}")
 
 
 def in_weights(spec) -> list[str]:
@@ -96,13 +91,13 @@ def model():
 
 @pytest.fixture(scope="module")
 def keras_a(model):
-    _needs("keras", "torch")
+    needs("keras", "torch")
     return once(sides.read(keras_layer(model), name="a"))
 
 
 @pytest.fixture(scope="module")
 def torch_a(model):
-    _needs("keras", "torch")
+    needs("keras", "torch")
     return once(sides.read(torch_lstm(model), name="a"))
 
 
@@ -129,7 +124,7 @@ def test_torch_keras_names_keras_gates_and_go_backwards(torch_a, model):
 
 
 def test_torch_keras_names_swapped_directions():
-    _needs("keras", "torch")
+    needs("keras", "torch")
     bidirectional = CanonicalLSTM.random(SPEC.replace(bidirectional=True), seed=8).rounded("float32")
     result = diagnose(torch_lstm(bidirectional), keras_layer(mistakes.get("directions-swapped").plant(bidirectional)))
     assert named(result, "b", "directions-swapped"), str(result)
@@ -173,7 +168,7 @@ def tf1_model():
 
 @pytest.fixture(scope="module")
 def tf1_a(tf1_model):
-    _needs("tf1", "torch")
+    needs("tf1", "torch")
     return once(sides.read(_tf1_cell(1.0, tf1_model), name="a"))
 
 
@@ -187,7 +182,7 @@ def test_tf1_torch_names_a_mistake_in_torchs_weights(name, tf1_a, tf1_model):
 def test_tf1_torch_names_a_mistake_on_the_tf1_side(tf1_model):
     """A TF1 cell built with forget_bias=0 where the trained model had 1.0, and a bidirectional TF1 checkpoint
     whose fw and bw were swapped, both against the faithful torch port."""
-    _needs("tf1", "torch")
+    needs("tf1", "torch")
     from harness.backends.tf1 import LEGACY_CELLS
 
     torch_b = torch_lstm(tf1_model)
@@ -202,7 +197,7 @@ def test_tf1_torch_names_a_mistake_on_the_tf1_side(tf1_model):
 
 # python -m harness diagnose -------------------------------------------------------------------------
 def test_cli(tmp_path, tf1_model, capsys):
-    _needs("tf1", "torch")
+    needs("tf1", "torch")
     files.write("tf1", tf1_model, tmp_path / "tf1.ckpt", "float32")
     files.write("torch", tf1_model, tmp_path / "good.safetensors", "float32")
     files.write("torch", mistakes.get("kernel-x-h-swapped").plant(tf1_model), tmp_path / "bad.safetensors", "float32")

@@ -10,15 +10,10 @@ import numpy as np
 import pytest
 
 from harness import CanonicalLSTM, LSTMSpec, UnsupportedFeature, assert_equivalent, backends, convert, mistakes
+from installed import needs
 
 SPEC = LSTMSpec(input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
 
-
-def _needs(*names):
-    for name in names:
-        reason = backends.get(name).installed()
-        if reason:
-            pytest.skip(f"not installed: {reason}")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +50,7 @@ def keras_model(model, **lstm_kwargs):
 
 @pytest.fixture(scope="module")
 def torch_encoder(model):
-    _needs("torch")
+    needs("torch")
     import torch
 
     class Encoder(torch.nn.Module):  # a user's module holding the LSTM
@@ -69,7 +64,7 @@ def torch_encoder(model):
 
 @pytest.fixture(scope="module")
 def keras_seq(model):
-    _needs("keras")
+    needs("keras")
     return keras_model(model)
 
 
@@ -82,7 +77,7 @@ def test_torch_keras(torch_encoder, keras_seq):
 
 def test_torch_flax():
     """One nn.RNN (a JAX compile per program: the smallest one that shows the pair)."""
-    _needs("flax", "torch")
+    needs("flax", "torch")
     import flax.linen as nn
 
     one = CanonicalLSTM.random(LSTMSpec(input_size=3, hidden_size=4), seed=4).rounded("float32")
@@ -93,7 +88,7 @@ def test_torch_flax():
 
 
 def test_keras_onnx(keras_seq, model, tmp_path):
-    _needs("onnx")
+    needs("onnx")
     import onnx
 
     path = tmp_path / "lstm.onnx"
@@ -105,7 +100,7 @@ def test_keras_onnx(keras_seq, model, tmp_path):
 def test_tf1_torch():
     """A TF1 LSTMCell built by dynamic_rnn (forget_bias=1.0, TF1's default) against torch, which has no run-time
     forget_bias: equivalent when the port folds it into the bias, and not when it forgets to."""
-    _needs("tf1", "torch")
+    needs("tf1", "torch")
     import importlib
 
     import tensorflow as tf
@@ -158,7 +153,7 @@ def test_batch_first_inputs_and_a_batch_first_module(keras_seq, model):
 
 
 def test_selecting_one_lstm_of_several(model):
-    _needs("torch")
+    needs("torch")
     import torch
 
     other = CanonicalLSTM.random(SPEC, seed=9).rounded("float32")
@@ -172,7 +167,7 @@ def test_selecting_one_lstm_of_several(model):
 
 
 def test_refused_by_name(model):
-    _needs("keras")
+    needs("keras")
     import keras
 
     hard = keras.layers.LSTM(4, recurrent_activation="hard_sigmoid")
@@ -213,7 +208,7 @@ def test_a_forward_function_and_the_bound(model):
 def test_nnx_and_equinox():
     """A list of Equinox cells (the user's cells in the equinox backend's scan) against an nnx module (its own
     object, called with return_carry), both made from one canonical model."""
-    _needs("flax-nnx", "equinox")
+    needs("flax-nnx", "equinox")
     from flax import nnx
 
     from harness.backends.flax_nnx import build_model

@@ -152,3 +152,19 @@ def test_the_forward_variants_loop_is_the_oracle():
         model, (x, h0, c0), expected = oracle_for(case, "float64")
         same = mistakes.variant_forward(model, x, h0, c0, lambda z: 0.5 * (1 + np.tanh(0.5 * z)), old_c=False)
         assert all(np.allclose(a, e, rtol=0, atol=1e-14) for a, e in zip(same, expected)), case.name
+
+
+def test_a_mistake_on_each_side_is_no_single_mistake():
+    """b is a's weights with its gates permuted, faithfully run; a's own run reads x last step first. One mistake
+    explains b against a's weights, but a disagrees with them itself: two mistakes, so none is named."""
+    from harness.diagnosis import Party, search
+
+    spec = SPECS[0]
+    model = CanonicalLSTM.random(spec, seed=3).rounded("float32")
+    xs = model.random_inputs(SQUARE, SQUARE, seed=4)
+    permuted = mistakes.get("gate-order-fogi").plant(model)
+    a = Party("a", "a", model, "sigmoid", mistakes.get("go-backwards").predict(model, *xs))
+    b = Party("b", "b", permuted, "sigmoid", mistakes.forward(permuted, *xs))
+    result = search(a, b, xs, tolerance_for("float32"))
+    assert not result.agree and not result.explained and len(result.closest) == 3, str(result)
+    assert "a disagrees with the oracle on its own weights too" in str(result)

@@ -45,10 +45,6 @@ class Pair:
     dtype: str
     batch_first: bool = False
 
-    @property
-    def spec(self) -> LSTMSpec:
-        return (self.a.spec or self.b.spec)
-
 
 def read_pair(a, b, x=None, h0=None, c0=None, *, batch_first=False, select_a=None, select_b=None,
               lenient=False, steps=STEPS, batch=BATCH, weights_on_a=True) -> Pair:
