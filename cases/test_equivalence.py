@@ -166,6 +166,7 @@ def test_selecting_one_lstm_of_several(model):
         assert_equivalent(model, two, select_b="decoder")
 
 
+@pytest.mark.filterwarnings("ignore:.*is deprecated:UserWarning")
 def test_refused_by_name(model):
     needs("keras")
     import keras
@@ -174,6 +175,22 @@ def test_refused_by_name(model):
     hard.build((None, None, 3))
     with pytest.raises(UnsupportedFeature, match="recurrent_activation='hard_sigmoid'"):
         assert_equivalent(model, hard)
+    if not backends.get("flax").installed():
+        import flax.linen as nn
+        import jax
+
+        one = CanonicalLSTM.random(LSTMSpec(input_size=3, hidden_size=4))
+        hard = nn.RNN(nn.LSTMCell(4, gate_fn=jax.nn.hard_sigmoid))
+        with pytest.raises(UnsupportedFeature, match="LSTMCell has gate_fn=hard_sigmoid: the canonical LSTM's gates"):
+            assert_equivalent(one, (hard, convert(one, "numpy", "flax", one.spec)))
+    if not backends.get("tf1").installed():
+        import importlib
+
+        from harness.backends.tf1 import LEGACY_CELLS
+
+        relu = importlib.import_module(LEGACY_CELLS).LSTMCell(4, activation="relu")
+        with pytest.raises(UnsupportedFeature, match="LSTMCell has activation=relu: the canonical LSTM uses tanh"):
+            assert_equivalent(model, (relu, {}))
     with pytest.raises(TypeError, match=r"b: expected a torch.nn.LSTM .* got builtins.dict"):
         assert_equivalent(model, {"weight_ih_l0": 1})
     with pytest.raises(ValueError, match="a and b are not the same shape of LSTM .*num_layers: a 2, b 1"):

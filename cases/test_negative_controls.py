@@ -168,3 +168,18 @@ def test_a_mistake_on_each_side_is_no_single_mistake():
     result = search(a, b, xs, tolerance_for("float32"))
     assert not result.agree and not result.explained and len(result.closest) == 3, str(result)
     assert "a disagrees with the oracle on its own weights too" in str(result)
+
+
+def test_a_gate_order_mistake_is_a_kernel_written_in_that_order_and_read_as_canonical():
+    """What the catalogue plants for gate order X is what a port gets when it writes the gate blocks in order X
+    (TF's concatenated kernel writer, harness.backends._concat_kernel) and a framework reads them as i, f, g, o."""
+    from harness.backends._concat_kernel import from_bias, from_kernel, to_bias, to_kernel
+
+    model = CanonicalLSTM.random(SPECS[0], seed=3)
+    lw = model.weights[(0, 0)]
+    for m in (m for m in mistakes.CATALOGUE if m.family == "gate order"):
+        order = m.name.removeprefix("gate-order-")
+        W_ih, W_hh = from_kernel(to_kernel(lw.W_ih, lw.W_hh, order), model.spec.input_size, "ifgo")
+        planted = m.plant(model).weights[(0, 0)]
+        assert np.array_equal(planted.W_ih, W_ih) and np.array_equal(planted.W_hh, W_hh), m.name
+        assert np.array_equal(planted.b_ih, from_bias(to_bias(lw.b_ih, order), "ifgo")), m.name
