@@ -313,7 +313,7 @@ def test_every_option_of_every_command_has_help():
     missing = [f"{cmd} {a.option_strings or a.dest}" for cmd, p in sub.choices.items() for a in p._actions
                if a.dest != "help" and not a.help]
     assert missing == []
-    assert set(sub.choices) == {"run", "report", "measure", "bench", "gpu", "convert", "list"}
+    assert set(sub.choices) == {"run", "report", "measure", "bench", "gpu", "convert", "diagnose", "list"}
     for command, p in sub.choices.items():  # --help renders (argparse %-formats every help text)
         assert "--help" in p.format_help(), command
     assert "pytest-benchmark's median:10%)" in " ".join(sub.choices["report"].format_help().split())

@@ -21,7 +21,7 @@ import sys
 
 from .. import backends
 from ..backends import UnsupportedFeature
-from . import usage
+from . import input_file, usage
 
 AGREE, UNSUPPORTED, DISAGREE = 0, 1, 3
 
@@ -70,6 +70,8 @@ def cmd_diagnose(args) -> int:
             backends.get(getattr(args, f"{side}_from"))
         except KeyError as exc:
             usage(args, f"--{side}-from: {exc.args[0]}")
+    if args.inputs is not None:
+        input_file(args, "--inputs", args.inputs)
     try:
         sides = []
         for side in ("a", "b"):
