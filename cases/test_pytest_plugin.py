@@ -51,7 +51,8 @@ def test_the_fixture_passes_and_fails_naming_both_sides(pytester):
 
         def lstm(model):
             module = torch.nn.LSTM(3, 4)
-            module.load_state_dict({k: torch.tensor(v) for k, v in convert(model, "numpy", "torch", model.spec).items()})
+            state = convert(model, "numpy", "torch", model.spec)
+            module.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
             return module
 
         def test_port(lstm_equivalence):

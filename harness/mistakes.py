@@ -64,7 +64,7 @@ def forward(model: CanonicalLSTM, x, h0, c0, *, gate: str = "sigmoid",
 def variant_forward(model: CanonicalLSTM, x, h0, c0, act: Callable, old_c: bool) -> LSTMOutput:
     """The oracle's loop with `act` for the gates' sigmoid and the output peephole on the old c if `old_c`."""
     spec = model.spec
-    H, D = spec.hidden_size, spec.num_directions
+    D = spec.num_directions
     clip = (lambda z, a: z if a is None else np.clip(z, -a, a))  # noqa: E731
     layer_in, h_n, c_n = np.asarray(x, np.float64), [], []
     for k in range(spec.num_layers):

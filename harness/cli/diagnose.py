@@ -36,8 +36,9 @@ def add_parser(sub) -> None:
         p.add_argument(f"--{side}-from", dest=f"{side}_from", required=True, metavar="BACKEND",
                        help=f"{side.upper()}'s backend: {names}")
         p.add_argument(f"--{side}-spec", dest=f"{side}_spec", default=None, metavar="JSON",
-                       help=f"what {side.upper()} does not say about its LSTM (LSTMSpec fields as JSON or a .json file, "
-                            "e.g. a TF1 checkpoint's '{\"forget_bias\": 1.0, \"cell_clip\": null, \"proj_clip\": null}')")
+                       help=f"what {side.upper()} does not say about its LSTM (LSTMSpec fields as JSON or a .json "
+                            "file, e.g. a TF1 checkpoint's "
+                            "'{\"forget_bias\": 1.0, \"cell_clip\": null, \"proj_clip\": null}')")
         p.add_argument(f"--{side}-select", dest=f"{side}_select", default=None, metavar="NAME",
                        help=f"which LSTM, where {side.upper()} holds several (as convert's --select)")
     p.add_argument("--inputs", default=None, metavar="X.npy",

@@ -38,5 +38,6 @@ def read(obj, select, option: str, lenient: bool) -> Side:
     spec = LSTMSpec(**fields)
     model = backends.get("onnx").import_(obj, spec, select)
     source = Source(obj, "ONNX model", select=select)
-    return Side(label, "onnx", model, "float32", lambda x, h0, c0: _onnx(source, spec, (x, h0, c0), "float32", "onnx")[0],
+    return Side(label, "onnx", model, "float32",
+                lambda x, h0, c0: _onnx(source, spec, (x, h0, c0), "float32", "onnx")[0],
                 "onnxruntime on the user's graph, from the first LSTM node's input on")
