@@ -221,3 +221,6 @@ def test_cli(tmp_path, tf1_model, capsys):
     with pytest.raises(SystemExit):
         run("bad.safetensors", "--a-spec", "{not json")
     assert "--a-spec: not valid JSON" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run("bad.safetensors", "--a-spec", tf1_spec, "--atol", "-1")
+    assert "python -m harness diagnose: error: --atol: expected a number >= 0, got -1.0" in capsys.readouterr().err

@@ -78,7 +78,7 @@ class Diagnosis:
         return self.before.ok and all(c.ok for c in self.faithful.values())
 
     @property
-    def mistakes(self) -> list[str]:
+    def named(self) -> list[str]:
         """The explaining class as 'side: mistake' names."""
         return [f"{c.side}: {c.mistake.name}" for c in self.explained]
 

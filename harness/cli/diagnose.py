@@ -73,6 +73,10 @@ def cmd_diagnose(args) -> int:
             usage(args, f"--{side}-from: {exc.args[0]}")
     if args.inputs is not None:
         input_file(args, "--inputs", args.inputs)
+    for option in ("rtol", "atol"):
+        value = getattr(args, option)
+        if value is not None and not value >= 0:
+            usage(args, f"--{option}: expected a number >= 0, got {value}")
     try:
         sides = []
         for side in ("a", "b"):
