@@ -19,7 +19,7 @@ import pytest
 
 from harness import CanonicalLSTM, LSTMSpec, convert, diagnose, files, mistakes, sides
 from harness.__main__ import main
-from installed import needs
+from installed import needs, one_torch_thread  # noqa: F401  (an autouse fixture)
 
 SPEC = LSTMSpec(input_size=3, hidden_size=3)  # torch's two biases
 TF1_SPEC = LSTMSpec(input_size=3, hidden_size=3, bias="single", forget_bias=1.0)  # TF1's default forget_bias
@@ -71,17 +71,6 @@ def keras_layer(model, **kwargs):
     layer.build((None, None, spec.input_size))
     layer.set_weights(convert(model, "numpy", "keras", spec)[0])
     return layer
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread for these tiny LSTMs (x [4, 4, 3]): on a loaded machine torch's two-thread pool costs
-    ~0.2 s a call, one thread 0.1 ms. Restored after the module."""
-    torch = pytest.importorskip("torch", reason="not installed: torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness import CanonicalLSTM, LSTMSpec, UnsupportedFeature, assert_equivalent, backends, convert, mistakes
-from installed import needs
+from installed import needs, one_torch_thread  # noqa: F401  (an autouse fixture)
 
 SPEC = LSTMSpec(input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
 
@@ -83,8 +83,6 @@ def test_torch_flax():
     one = CanonicalLSTM.random(LSTMSpec(input_size=3, hidden_size=4), seed=4).rounded("float32")
     variables = convert(one, "numpy", "flax", one.spec)
     assert assert_equivalent(torch_lstm(one), (nn.RNN(nn.LSTMCell(4)), variables)).ok
-    with pytest.raises(AssertionError, match="b not within the bound"):
-        assert_equivalent(torch_lstm(mistakes.get("gate-order-ifog").plant(one)), (nn.RNN(nn.LSTMCell(4)), variables))
 
 
 def test_keras_onnx(keras_seq, model, tmp_path):
@@ -231,7 +229,7 @@ def test_nnx_and_equinox():
     from harness.backends.flax_nnx import build_model
 
     one = CanonicalLSTM.random(LSTMSpec(input_size=3, hidden_size=4), seed=4).rounded("float32")
-    module = build_model(one.spec, "LSTMCell", False, "float32")
+    module = nnx.eval_shape(lambda: build_model(one.spec, "LSTMCell", False, "float32"))  # no random init run
     nnx.update(module, convert(one, "numpy", "flax-nnx", one.spec))
     cells = list(convert(one, "numpy", "equinox", one.spec))
     assert assert_equivalent(cells, module).ok

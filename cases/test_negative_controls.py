@@ -122,7 +122,12 @@ def _planted(mistake):
     return model, xs, gate, mistakes.forward(model, *xs, gate=gate), mistake.predict(model, *xs, gate=gate)
 
 
-@pytest.mark.parametrize("mistake", mistakes.CATALOGUE, ids=[m.name for m in mistakes.CATALOGUE])
+# The gate orders: two here; every one of the 23 is planted by torch and by a TF1 port in test_diagnose.py.
+FRAMEWORK_FREE = [m for m in mistakes.CATALOGUE
+                  if m.family != "gate order" or m.name in ("gate-order-igfo", "gate-order-iofg")]
+
+
+@pytest.mark.parametrize("mistake", FRAMEWORK_FREE, ids=[m.name for m in FRAMEWORK_FREE])
 def test_every_mistake_is_caught_and_named(mistake):
     """Caught: a port with the mistake is outside the float32 bound of the oracle. Named: diagnose's search,
     given a's weights and outputs and the port's (its weights as a framework would hold them), names it on b."""
