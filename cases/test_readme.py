@@ -64,4 +64,6 @@ def test_the_checking_a_port_examples_run(pytester, capsys):
         prefix = line.split(": |diff|")[0].split(" at (")[0]  # the numbers are this machine's
         assert prefix in printed, prefix
     pytester.makepyfile(test_port=fixture_example)
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    from test_pytest_plugin import plugin
+
+    pytester.runpytest("-p", "no:cacheprovider", *plugin()).assert_outcomes(passed=1)
