@@ -38,7 +38,8 @@ def test_loading_it_adds_no_option_and_imports_no_framework(pytester, monkeypatc
         import pytest
 
         def test_loaded(request):
-            assert request.config.pluginmanager.hasplugin({"lstm_harness" if installed() else "harness.pytest_plugin"!r})
+            name = {"lstm_harness" if installed() else "harness.pytest_plugin"!r}
+            assert request.config.pluginmanager.hasplugin(name)
             assert [m for m in {FRAMEWORKS!r} if m in sys.modules] == []
             for option in ("backend", "results", "dtype", "device", "precision", "report"):
                 with pytest.raises(ValueError):
