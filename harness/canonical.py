@@ -106,6 +106,8 @@ class CanonicalLSTM:
     weights: dict[tuple[int, int], LayerWeights]
     # Features a conversion folded into others to reach this form (e.g. "forget_bias=1 folded into b_ih").
     folded: tuple[str, ...] = field(default=(), compare=False)
+    # Sequence lengths the source model fixes (an ONNX constant sequence_lens): every run must pass these.
+    fixed_lengths: tuple[int, ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         expected_units = set(self.spec.units())
@@ -134,7 +136,8 @@ class CanonicalLSTM:
         return self.weights[key]
 
     def copy(self) -> "CanonicalLSTM":
-        return CanonicalLSTM(self.spec, {u: lw.copy() for u, lw in self.weights.items()}, self.folded)
+        return CanonicalLSTM(self.spec, {u: lw.copy() for u, lw in self.weights.items()}, self.folded,
+                             self.fixed_lengths)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CanonicalLSTM) or other.spec != self.spec:
@@ -244,11 +247,12 @@ class CanonicalLSTM:
         return out
 
     # Oracle ---------------------------------------------------------------------------------
-    def forward(self, x, h0=None, c0=None, *, batch_first: bool = False):
-        """Exact float64 forward pass; see harness.oracle.forward for the layout."""
+    def forward(self, x, h0=None, c0=None, *, batch_first: bool = False, lengths=None, padding: str = "zeros"):
+        """Exact float64 forward pass; see harness.oracle for the layout, lengths (right-padded valid steps per
+        example) and padding (what y holds at padded steps: "zeros", "carry" or "undefined")."""
         from .oracle import forward
 
-        return forward(self, x, h0, c0, batch_first=batch_first)
+        return forward(self, x, h0, c0, batch_first=batch_first, lengths=lengths, padding=padding)
 
     # Persistence ----------------------------------------------------------------------------
     def tensors(self) -> dict[str, np.ndarray]:
@@ -261,6 +265,7 @@ class CanonicalLSTM:
             "schema_version": str(SCHEMA_VERSION),
             "spec": json.dumps(self.spec.to_dict(), sort_keys=True),
             "gate_order": "".join(GATES),
+            **({} if self.fixed_lengths is None else {"fixed_lengths": json.dumps(list(self.fixed_lengths))}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -332,7 +337,9 @@ class CanonicalLSTM:
         fields: dict[tuple[int, int], dict[str, np.ndarray]] = {unit: {} for unit in spec.units()}
         for key, (k, d, name, shape) in expected.items():
             fields[(k, d)][name] = as_float64(f"{source}:{key}", arrays[key], shape)
-        return cls(spec, {unit: LayerWeights(**f) for unit, f in fields.items()})
+        fixed = meta.get("fixed_lengths")
+        return cls(spec, {unit: LayerWeights(**f) for unit, f in fields.items()},
+                   fixed_lengths=None if fixed is None else tuple(int(n) for n in json.loads(fixed)))
 
     def replace_spec(self, **changes) -> "CanonicalLSTM":
         return dataclasses.replace(self.copy(), spec=self.spec.replace(**changes))

@@ -2,7 +2,9 @@
 
 Sizes keep input != hidden != proj (5, 7, 4) so a transposed matrix cannot pass by accident, and
 are small where size proves nothing. `Case.model()` gives the weights (CanonicalLSTM.random unless
-the case brings its own, as the seed question does), `Case.inputs()` the x, h0, c0.
+the case brings its own, as the seed question does), `Case.inputs()` the x, h0, c0, and `Case.lengths`
+the per-example lengths of a right-padded batch (None: every sequence runs all `steps`). The padded steps
+of x hold random values like the rest, so a backend that runs over them as data cannot pass by luck.
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ class Case:
     about: str = ""
     weights: Callable[[], CanonicalLSTM] | None = field(default=None, compare=False)
     fixed_input: Callable[[], np.ndarray] | None = field(default=None, compare=False)
+    lengths: tuple[int, ...] | None = None  # valid steps per example (right padding); None: all `steps`
+
+    def __post_init__(self) -> None:
+        if self.lengths is not None:  # the one check of lengths, at definition time
+            from .inputs import check_lengths
+
+            check_lengths(self.lengths, self.steps, self.batch)
+
+    @property
+    def length_array(self) -> np.ndarray | None:
+        """lengths as the int64 array Backend.run and the oracle take."""
+        return None if self.lengths is None else np.array(self.lengths, dtype=np.int64)
 
     def model(self, seed: int | None = None) -> CanonicalLSTM:
         if self.weights is not None:
@@ -124,6 +138,18 @@ CASES: tuple[Case, ...] = (
     Case("large-cell-state", _spec(forget_bias=3.0), batch=2, steps=40,
          about="forget_bias=3 over 40 steps: 9-21% of |c| exceed 3 (seeds 0-7), where BlockLSTM's default "
                "cell_clip=3.0 would clip"),
+    # Per-example lengths (right padding). Each reuses a case's spec, sizes and layout above, so a JAX backend
+    # runs the program it compiled for that case (lengths are data). The order is not sorted: torch packs with
+    # enforce_sorted=False, and a backend that sorts must put the batch back.
+    Case("ragged", _spec(), lengths=(4, 6, 2), about="a right-padded batch: each sequence stops at its length"),
+    Case("ragged-length-1", _spec(num_layers=2), lengths=(1, 6, 3),
+         about="a one-step example in a stacked LSTM: its h_n is the first step's output"),
+    Case("ragged-full-length", _spec(), lengths=(6, 6, 6),
+         about="every length is T: the same numbers as without lengths (an ONNX node with sequence_lens = T)"),
+    Case("ragged-bidirectional", _spec(bidirectional=True), batch_first=True, lengths=(3, 6, 1),
+         about="the backward direction starts at each example's last valid step, from h0"),
+    Case("ragged-bidirectional-2layer", _spec(num_layers=2, bidirectional=True), lengths=(5, 2, 6),
+         about="layer 2 reads layer 1's outputs; only valid steps reach a state in either layer"),
     Case("seed-question", SEED_SPEC, batch=1, steps=3, initial_state=False, weights=seed_question_model,
          fixed_input=seed_question_input, about="Keras units=3, input 1: 'Order of LSTM weights in Keras'"),
 )

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .outputs import LSTMOutput
+from .outputs import LSTMOutput, check_padding
 from .precision import MODES as PRECISIONS  # noqa: F401  ("exact", "tf32"); see harness.precision
 from .precision import dtype_name
 from .spec import DIRECTIONS, LSTMSpec
@@ -156,6 +156,8 @@ class PathReport:
     worst_ratio: float  # max |a - e| / (atol + rtol |e|): <= 1 passes
     worst_index: tuple[int, ...]
     error: str | None = None  # shape or non-finite problem
+    excluded: int = 0  # elements not compared: y at padded steps where the backend leaves them undefined
+    padded_mismatched: int = 0  # of `mismatched`, those at padded steps (compared by the padding convention)
 
 
 @dataclass
@@ -163,6 +165,7 @@ class Comparison:
     tolerance: Tolerance
     paths: list[PathReport] = field(default_factory=list)
     batch_first: bool = False
+    padding: str | None = None  # y's padded-step convention, when the run had lengths (harness.oracle)
 
     @property
     def ok(self) -> bool:
@@ -176,7 +179,8 @@ class Comparison:
         bad = [p for p in self.paths if p.error or p.mismatched]
         if not bad:
             w = self.worst
-            return f"all outputs close{context}: worst {w.path} abs {w.max_abs:.3g}, {w.worst_ratio:.3g} of the bound"
+            return (f"all outputs close{context}: worst {w.path} abs {w.max_abs:.3g}, {w.worst_ratio:.3g} of the bound"
+                    f"{self._excluded_note()}")
         tol = self.tolerance
         lines = [f"{len(bad)} of {len(self.paths)} outputs are not close to the oracle{context}."]
         for p in bad:
@@ -190,7 +194,17 @@ class Comparison:
                 f"  Greatest absolute difference: {p.max_abs:.6g} at index {p.max_abs_index} (up to {tol.atol:g} allowed)",
                 f"  Greatest relative difference: {p.max_rel:.6g} at index {p.max_rel_index} (up to {tol.rtol:g} allowed)",
             ]
-        return "\n".join(lines)
+            if p.padded_mismatched:
+                lines.append(f"  {p.padded_mismatched} of the mismatched elements are at padded steps, where the "
+                             f"backend's convention is {self.padding!r}")
+        return "\n".join(lines) + self._excluded_note()
+
+    def _excluded_note(self) -> str:
+        excluded = sum(p.excluded for p in self.paths)
+        if not excluded:
+            return ""
+        return (f"; {excluded} values of y at padded steps not compared (the backend leaves them "
+                f"{self.padding})")
 
     def _axes(self, path: str) -> str:
         if path.startswith("y"):
@@ -202,11 +216,25 @@ def _idx(flat: int, shape) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(flat, shape))
 
 
+def padded_steps(lengths, steps: int, batch_first: bool = False) -> np.ndarray:
+    """[T, B] (or [B, T]) True where a step is padding: step t of example b with t >= lengths[b]."""
+    padded = np.arange(steps)[:, None] >= np.asarray(lengths)[None, :]
+    return padded.T if batch_first else padded
+
+
 def compare(
-    spec: LSTMSpec, actual: LSTMOutput, expected: LSTMOutput, tolerance: Tolerance, *, batch_first: bool = False
+    spec: LSTMSpec, actual: LSTMOutput, expected: LSTMOutput, tolerance: Tolerance, *, batch_first: bool = False,
+    lengths=None, padding: str = "zeros",
 ) -> Comparison:
-    """Compare every output part; never broadcasts (a shape difference is a failure of its own)."""
-    result = Comparison(tolerance, batch_first=batch_first)
+    """Compare every output part; never broadcasts (a shape difference is a failure of its own).
+
+    With `lengths` (the run's per-example lengths), y at padded steps is compared by the backend's `padding`
+    convention: "zeros" and "carry" compare it with what the oracle computed for that convention, "undefined"
+    leaves it out (counted in PathReport.excluded and said in the message). Valid steps are always compared.
+    """
+    if lengths is not None:
+        check_padding(padding, spec)
+    result = Comparison(tolerance, batch_first=batch_first, padding=None if lengths is None else padding)
     for name, exp_full, act_full in zip(("y", "h_n", "c_n"), expected, actual):
         act_full = np.asarray(act_full)
         if act_full.shape != exp_full.shape:
@@ -216,9 +244,16 @@ def compare(
             )
     if result.paths:
         return result
+    padded = None
+    if lengths is not None:
+        steps = expected.y.shape[1 if batch_first else 0]
+        padded = padded_steps(lengths, steps, batch_first)[..., None]
     for (path, exp), (_, act) in zip(output_paths(spec, expected), output_paths(spec, actual)):
         exp = np.asarray(exp, dtype=np.float64)
         act = np.asarray(act, dtype=np.float64)
+        at_padding = np.broadcast_to(padded, exp.shape) if padded is not None and path.startswith("y") else None
+        if at_padding is not None and padding == "undefined":  # not compared: the same numbers on both sides
+            act = np.where(at_padding, exp, act)
         diff = np.abs(act - exp)
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.where(exp != 0, diff / np.abs(exp), np.where(diff == 0, 0.0, np.inf))
@@ -233,6 +268,11 @@ def compare(
             float(rel.flat[ir]), _idx(ir, exp.shape),
             float(ratio.flat[iw]), _idx(iw, exp.shape),
         )
+        if at_padding is not None:
+            if padding == "undefined":
+                report.excluded = int(at_padding.sum())
+            else:
+                report.padded_mismatched = int(np.count_nonzero(~(ratio <= 1.0) & at_padding))
         if nonfinite.any():
             report.error = f"{int(nonfinite.sum())} non-finite values, first at index {_idx(int(np.argmax(nonfinite)), exp.shape)}"
         result.paths.append(report)

@@ -1,9 +1,14 @@
-"""The one check of an LSTM's run-time inputs (x, h0, c0) against its spec.
+"""The one check of an LSTM's run-time inputs (x, h0, c0, lengths) against its spec.
 
 Both the oracle and every backend (Backend.run, before the backend's own `_run`) call `check_inputs`, so a
-bad shape, a non-float dtype, a missing time step or a non-finite value gets the same named error
-everywhere, and nothing is broadcast: a batch-1 state is not spread over a batch of 3, extra layer entries
-in h0 are not ignored.
+bad shape, a non-float dtype, a missing time step, a non-finite value or a bad length gets the same named
+error everywhere, and nothing is broadcast: a batch-1 state is not spread over a batch of 3, extra layer
+entries in h0 are not ignored.
+
+lengths (optional): one integer per batch element, the number of valid steps at the START of its
+sequence (right padding: example b is x[:lengths[b], b], the steps after it are padding), each in 1..T.
+An empty sequence (0) is refused by name, as is a float array: a length is a count, and 3.0 or 2.5 from a
+mask summed in floating point is a bug upstream, not a length.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class Inputs(NamedTuple):
     c0: np.ndarray | None
     steps: int
     batch: int
+    lengths: np.ndarray | None = None  # int64 [B], each in 1..steps; None: every sequence runs all steps
 
 
 def is_float(dtype: np.dtype) -> bool:
@@ -47,12 +53,46 @@ def _first_nonfinite(name: str, arr: np.ndarray) -> None:
                          f"(the first, {value!r}, at index {index})")
 
 
-def check_inputs(spec: LSTMSpec, x, h0=None, c0=None, *, batch_first: bool = False) -> Inputs:
-    """Validate x, h0, c0 against `spec`; raise ValueError/TypeError naming the input, expected and actual.
+def check_lengths(lengths, steps: int, batch: int) -> np.ndarray | None:
+    """lengths as an int64 array [batch] of values in 1..steps (see the module docstring), or None."""
+    if lengths is None:
+        return None
+    if hasattr(lengths, "detach"):  # a torch tensor, without importing torch
+        lengths = lengths.detach().cpu().numpy()
+    arr = np.asarray(lengths)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"lengths: expected integers (one step count per batch element), got dtype {arr.dtype}"
+                        + (f" {arr.tolist()}" if arr.size <= 16 else ""))
+    if arr.shape != (batch,):
+        raise ValueError(f"lengths: expected shape ({batch},), one length per batch element of x, got {arr.shape}")
+    for bad, what in ((arr == 0, "0 (an empty sequence: drop it from the batch)"),
+                      (arr < 0, "a negative length"), (arr > steps, f"more than the {steps} steps of x")):
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"lengths: expected each length in 1..{steps} (right padding: the valid steps come "
+                             f"first), got {int(arr[i])} at index {i}: {what}")
+    return arr.astype(np.int64)
+
+
+def check_fixed_lengths(fixed, lengths: np.ndarray | None) -> None:
+    """A model whose source fixed its sequence lengths (an ONNX constant sequence_lens) runs only with those."""
+    if fixed is None:
+        return
+    fixed = np.asarray(fixed, dtype=np.int64)
+    if lengths is None or not np.array_equal(fixed, lengths):
+        got = "none" if lengths is None else lengths.tolist()
+        raise ValueError(f"lengths: expected {fixed.tolist()}, the lengths the model fixes (a constant "
+                         f"sequence_lens in the model it was imported from), got {got}")
+
+
+def check_inputs(spec: LSTMSpec, x, h0=None, c0=None, *, batch_first: bool = False, lengths=None) -> Inputs:
+    """Validate x, h0, c0 (and lengths) against `spec`; raise ValueError/TypeError naming the input, expected
+    and actual.
 
     x: [T, B, input_size] ([B, T, input_size] when batch_first), T >= 1 and B >= 1.
     h0: [num_layers * num_directions, B, proj_size or hidden_size]; c0: [num_layers * num_directions, B,
     hidden_size]. None is the zero state; where only one of them is given, the other is zeros of its dtype.
+    lengths: None, or [B] integers in 1..T (see the module docstring); returned as int64.
     """
     layout = "[B, T, input_size]" if batch_first else "[T, B, input_size]"
     if x is None:
@@ -88,4 +128,4 @@ def check_inputs(spec: LSTMSpec, x, h0=None, c0=None, *, batch_first: bool = Fal
         dtype = (h0 if h0 is not None else c0).dtype
         h0 = np.zeros((n, B, spec.output_size), dtype) if h0 is None else h0
         c0 = np.zeros((n, B, spec.hidden_size), dtype) if c0 is None else c0
-    return Inputs(x, h0, c0, T, B)
+    return Inputs(x, h0, c0, T, B, check_lengths(lengths, T, B))

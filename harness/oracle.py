@@ -16,6 +16,16 @@ proj_clip). c itself is never clipped by gate_clip (onnxruntime takes tanh of th
 Layer k+1 reads the concatenated outputs of both directions of layer k; the backward
 direction runs from t = T-1 to 0 and its outputs are returned in the original time order.
 The layout of the result is documented in harness.outputs.
+
+Per-example lengths (right padding, harness.inputs): example b has lengths[b] valid steps. Its forward
+direction runs t = 0 .. lengths[b]-1 and stops; its backward direction STARTS at t = lengths[b]-1 (from h0,
+c0) and runs to 0; h_n and c_n are the states after each direction's last valid step. Padding never enters
+a state, so a later layer's valid outputs do not depend on what an earlier layer put at padded steps. What y
+holds at padded steps is each framework's convention, `padding`:
+    "zeros"      zeros (torch's pad_packed_sequence, ONNX, TF1's dynamic_rnn);
+    "carry"      the forward direction's output at the example's last valid step, repeated (a Keras mask on
+                 a one-direction LSTM: its masked steps pass the previous output on); one direction only;
+    "undefined"  whatever the framework leaves there; the oracle writes zeros and the comparison skips them.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import numpy as np
 
 from . import inputs
 from .canonical import CanonicalLSTM
-from .outputs import LSTMOutput
+from .outputs import LSTMOutput, check_padding
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -34,7 +44,10 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 def check_inputs(spec, x, h0, c0, batch_first: bool):
     """Validate x, h0, c0 against the spec (harness.inputs, the one check every backend runs too); return
     them as float64 arrays, x time-major, zero states where None."""
-    checked = inputs.check_inputs(spec, x, h0, c0, batch_first=batch_first)
+    return _as_float64(spec, inputs.check_inputs(spec, x, h0, c0, batch_first=batch_first), batch_first)
+
+
+def _as_float64(spec, checked: inputs.Inputs, batch_first: bool):
     x = checked.x.astype(np.float64)
     if batch_first:
         x = x.transpose(1, 0, 2)
@@ -51,11 +64,20 @@ def forward(
     c0=None,
     *,
     batch_first: bool = False,
+    lengths=None,
+    padding: str = "zeros",
 ) -> LSTMOutput:
+    """The exact forward pass (module docstring); lengths [B] right-padded valid steps, padding y's convention."""
     spec = model.spec
-    x, h0, c0 = check_inputs(spec, x, h0, c0, batch_first)
+    check_padding(padding, spec)
+    checked = inputs.check_inputs(spec, x, h0, c0, batch_first=batch_first, lengths=lengths)
+    inputs.check_fixed_lengths(model.fixed_lengths, checked.lengths)
+    x, h0, c0 = _as_float64(spec, checked, batch_first)
+    lengths = checked.lengths
     T = x.shape[0]
     H, D = spec.hidden_size, spec.num_directions
+    # valid[t, b]: step t of example b is real data (all True without lengths)
+    valid = np.ones((T, x.shape[1]), bool) if lengths is None else np.arange(T)[:, None] < lengths[None, :]
     layer_in = x
     h_n, c_n = np.zeros_like(h0), np.zeros_like(c0)
     for k in range(spec.num_layers):
@@ -75,6 +97,7 @@ def forward(
                 zf = zf + spec.forget_bias
                 if spec.gate_clip is not None:
                     zi, zf, zg = (np.clip(z, -spec.gate_clip, spec.gate_clip) for z in (zi, zf, zg))
+                c_old = c
                 c = _sigmoid(zf) * c + _sigmoid(zi) * np.tanh(zg)
                 if spec.cell_clip is not None:
                     c = np.clip(c, -spec.cell_clip, spec.cell_clip)
@@ -82,12 +105,14 @@ def forward(
                     zo = zo + w.w_o * c
                 if spec.gate_clip is not None:
                     zo = np.clip(zo, -spec.gate_clip, spec.gate_clip)
-                h = _sigmoid(zo) * np.tanh(c)
+                h_new = _sigmoid(zo) * np.tanh(c)
                 if spec.proj_size:
-                    h = h @ w.W_hr.T
+                    h_new = h_new @ w.W_hr.T
                     if spec.proj_clip is not None:
-                        h = np.clip(h, -spec.proj_clip, spec.proj_clip)
-                ys[t] = h
+                        h_new = np.clip(h_new, -spec.proj_clip, spec.proj_clip)
+                m = valid[t][:, None]  # padded steps leave the state as it was
+                h, c = np.where(m, h_new, h), np.where(m, c, c_old)
+                ys[t] = h if padding == "carry" else np.where(m, h, 0.0)
             h_n[idx], c_n[idx] = h, c
             outs.append(ys)
         layer_in = np.concatenate(outs, axis=-1)

@@ -44,11 +44,13 @@ def reproduce_command(case: str, backend: str, dtype: str, device: str, mode: st
     return "python -c " + shlex.quote(code)
 
 
-def oracle_for(case: Case, dtype: str, seed: int | None = None):
-    """The case's weights and inputs rounded to `dtype`, and the float64 oracle's outputs on them."""
+def oracle_for(case: Case, dtype: str, seed: int | None = None, padding: str = "zeros"):
+    """The case's weights and inputs rounded to `dtype`, and the float64 oracle's outputs on them (with the
+    case's lengths, y's padded steps by the `padding` convention)."""
     model = case.model(seed).rounded(dtype)
     x, h0, c0 = (None if a is None else a.astype(dtype).astype(np.float64) for a in case.inputs(model, seed))
-    return model, (x, h0, c0), model.forward(x, h0, c0, batch_first=case.batch_first)
+    return model, (x, h0, c0), model.forward(x, h0, c0, batch_first=case.batch_first, lengths=case.length_array,
+                                             padding=padding)
 
 
 def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str = "cpu", mode: str = "exact",
@@ -80,7 +82,7 @@ def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str 
     if reason:
         record.status, record.reason = NOT_INSTALLED, reason
         return Outcome(record)
-    reason = backend.supports(case.spec, dtype, device)
+    reason = backend.supports(case.spec, dtype, device, lengths=case.lengths is not None)
     if reason:
         record.status, record.reason = UNSUPPORTED, reason
         return Outcome(record)
@@ -91,7 +93,8 @@ def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str 
     start = time.perf_counter()
     try:
         record.environment = {**host_environment(), **backend.environment(), **precision.apply(mode)}
-        model, (x, h0, c0), expected = oracle_for(case, dtype, seed)
+        padding = backend.padding(case.spec) if case.lengths is not None else "zeros"
+        model, (x, h0, c0), expected = oracle_for(case, dtype, seed, padding)
         tol = tolerance or tolerance_for(dtype, mode, backend_name, device)
         record.rtol, record.atol = tol.rtol, tol.atol
         subject = model_hook(model.copy()) if model_hook else model
@@ -99,7 +102,8 @@ def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str 
         record.folded = list(backend.adapt(subject).folded)
         cast = lambda a: None if a is None else a.astype(dtype)  # noqa: E731
         with backend.watch_kernel(prepared) as kernel:  # where a framework may fall back silently
-            actual = backend.run(prepared, cast(x), cast(h0), cast(c0), batch_first=case.batch_first)
+            actual = backend.run(prepared, cast(x), cast(h0), cast(c0), batch_first=case.batch_first,
+                                 lengths=case.length_array)
         record.environment.update(kernel)
         if output_hook:
             actual = output_hook(actual)
@@ -111,11 +115,13 @@ def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str 
         record.seconds = time.perf_counter() - start
         return Outcome(record)
     record.seconds = time.perf_counter() - start
-    comparison = compare(case.spec, actual, expected, tol, batch_first=case.batch_first)
+    comparison = compare(case.spec, actual, expected, tol, batch_first=case.batch_first, lengths=case.length_array,
+                         padding=padding)
     worst = comparison.worst
     record.worst_path, record.worst_index = worst.path, list(worst.worst_index)
     record.worst_abs, record.worst_ratio = worst.max_abs, worst.worst_ratio
-    context = f" ({backend_name}, {case.name}, {dtype}, {device}, precision {mode})"
+    with_lengths = "" if case.lengths is None else f", lengths {list(case.lengths)} (padding {padding})"
+    context = f" ({backend_name}, {case.name}{with_lengths}, {dtype}, {device}, precision {mode})"
     record.reason = comparison.message(context)
     if not comparison.ok:
         record.status = FAIL

@@ -11,12 +11,19 @@ The protocol, in the order the data flows:
     export(canonical, dtype) -> the framework's own parameters (after folding, see `adapt`)
     import_(native, spec, select=None) -> CanonicalLSTM   (exact inverse of export)
     prepare(canonical, dtype, device) -> Prepared: the live model with the weights set (built once)
-    run(prepared, x, h0, c0, batch_first) -> LSTMOutput (numpy, canonical layout)
+    run(prepared, x, h0, c0, batch_first, lengths) -> LSTMOutput (numpy, canonical layout)
 
-prepare, run, forward_callable and watch_kernel are the base class's own: run checks x, h0 and c0 against
-the spec (harness.inputs, the oracle's check) and then calls the backend's `_run`, so no backend can skip
-the check. A backend implements `_prepare(model, dtype, device)` and `_run(live, x, h0, c0, batch_first)`,
+prepare, run, forward_callable and watch_kernel are the base class's own: run checks x, h0, c0 and lengths
+against the spec (harness.inputs, the oracle's check) and then calls the backend's `_run`, so no backend can
+skip the check. A backend implements `_prepare(model, dtype, device)` and `_run(live, x, h0, c0, batch_first)`,
 and optionally `_forward_callable` and `_watch_kernel`, on its live model.
+
+Per-example lengths (right padding): a backend that runs them declares `Capabilities.lengths`, the convention
+of what its y holds at padded steps ("zeros", "carry", "undefined"; harness.oracle), and `padding(spec)` where
+the convention depends on the configuration (a Keras mask carries on one direction, zero-fills two). Its
+`_run` and `_forward_callable` then take `lengths=` (int64 [B]); they are passed only when given, so a backend
+without lengths never sees the keyword. Without the capability, run(..., lengths=...) raises UnsupportedFeature
+with `lengths_missing`, the measured reason.
 
 Devices, precision and timing (defaults cover a backend whose framework is its runtime):
 
@@ -56,7 +63,7 @@ import numpy as np
 
 from .. import devices, extras, precision
 from ..canonical import CanonicalLSTM
-from ..inputs import check_inputs
+from ..inputs import check_fixed_lengths, check_inputs
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
 from ._names import NonFiniteWeights, allowing_nonfinite  # noqa: F401 (public: raised by every import_)
@@ -85,6 +92,9 @@ class Capabilities:
     cell_clip: bool = False
     proj_clip: bool = False
     gate_clip: bool = False  # ONNX's clip of every gate pre-activation
+    # Per-example lengths: what y holds at padded steps ("zeros", "carry", "undefined"; harness.oracle), or
+    # None: the backend cannot run them (Backend.lengths_missing says why).
+    lengths: str | None = None
     dtypes: tuple[str, ...] = ("float32", "float64")
     devices: tuple[str, ...] = ("cpu",)
 
@@ -99,6 +109,7 @@ class Prepared:
     dtype: str
     device: str
     model: Any
+    fixed_lengths: tuple[int, ...] | None = None  # lengths the source model fixes (CanonicalLSTM.fixed_lengths)
 
 
 @dataclass
@@ -127,6 +138,7 @@ class Backend:
     install_hint: str = ""  # how to install what it needs, for "not installed" (default: the harness's extra)
     alias: bool = False  # another name for a subject (`keras`: keras-<this process's KERAS_BACKEND>): not a column
     native_as: str = ""  # the registered backend whose native parameters (and file forms) this one takes, if not its own
+    lengths_missing: str = "it has no way to run per-example sequence lengths"  # why, when capabilities.lengths is None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -149,8 +161,10 @@ class Backend:
             return f"{module} is not installed ({type(exc).__name__}: {exc}); {self.install_hint}"
         return extras.not_installed(module, exc)
 
-    def supports(self, spec: LSTMSpec, dtype: str = "float32", device: str = "cpu") -> str | None:
-        """None if the backend can run `spec`, else the reason it cannot (a feature it lacks)."""
+    def supports(self, spec: LSTMSpec, dtype: str = "float32", device: str = "cpu", *,
+                 lengths: bool = False) -> str | None:
+        """None if the backend can run `spec` (with per-example lengths if `lengths`), else the reason it cannot
+        (a feature it lacks)."""
         dtype = precision.dtype_name(dtype)
         if dtype not in self.capabilities.dtypes:
             return f"{self.name} does not support dtype {dtype} (supports {', '.join(self.capabilities.dtypes)})"
@@ -158,6 +172,8 @@ class Backend:
             return f"{self.name} has no {device} path (devices: {', '.join(self.capabilities.devices)})"
         try:
             self.check_spec(spec)
+            if lengths:
+                self.padding(spec)
         except UnsupportedFeature as exc:
             return str(exc)
         return None
@@ -217,6 +233,13 @@ class Backend:
             if present and not capable:
                 raise UnsupportedFeature(f"{self.name} cannot express {feature}: {self.description} has none")
 
+    def padding(self, spec: LSTMSpec) -> str:
+        """What this backend's y holds at padded steps when it runs `spec` with lengths: "zeros", "carry" or
+        "undefined" (harness.oracle); UnsupportedFeature when it cannot run lengths at all."""
+        if self.capabilities.lengths is None:
+            raise UnsupportedFeature(f"{self.name} cannot run per-example sequence lengths: {self.lengths_missing}")
+        return self.capabilities.lengths
+
     def adapt(self, model: CanonicalLSTM) -> CanonicalLSTM:
         """Fold what this framework expresses only by folding; refuse what it cannot express."""
         self.check_spec(model.spec)
@@ -246,7 +269,8 @@ class Backend:
         raise NotImplementedError
 
     def _run(self, model: Any, x: np.ndarray, h0, c0, *, batch_first: bool = False) -> LSTMOutput:
-        """One forward pass on inputs Backend.run has already checked -> LSTMOutput (canonical layout)."""
+        """One forward pass on inputs Backend.run has already checked -> LSTMOutput (canonical layout).
+        With capabilities.lengths, also `lengths=` (int64 [B], passed only when given)."""
         raise NotImplementedError
 
     def environment(self) -> dict[str, str]:
@@ -261,10 +285,11 @@ class Backend:
         """
         yield {}
 
-    def _forward_callable(self, model: Any, x: np.ndarray, h0, c0, *, batch_first: bool = False) -> TimedForward:
+    def _forward_callable(self, model: Any, x: np.ndarray, h0, c0, *, batch_first: bool = False,
+                          **lengths) -> TimedForward:
         """A TimedForward for benchmarks. Default: _run itself, which includes the host-side conversions (and,
         on a GPU, the copies); a backend with device-resident inputs overrides it."""
-        return TimedForward(call=lambda: self._run(model, x, h0, c0, batch_first=batch_first),
+        return TimedForward(call=lambda: self._run(model, x, h0, c0, batch_first=batch_first, **lengths),
                             fetch=lambda out: out,
                             what="run(): host arrays in and out, conversions included")
 
@@ -275,7 +300,7 @@ class Backend:
             raise TypeError(f"{self.name}.prepare(model): expected a CanonicalLSTM, got {type(model).__name__} "
                             f"(convert a framework's parameters first: {self.name}.import_(native, spec))")
         return Prepared(self.name, model.spec, precision.dtype_name(dtype), device,
-                        self._prepare(model, dtype, device))
+                        self._prepare(model, dtype, device), model.fixed_lengths)
 
     def _unwrap(self, prepared: "Prepared") -> Any:
         if not isinstance(prepared, Prepared) or prepared.backend != self.name:
@@ -283,31 +308,43 @@ class Backend:
             raise TypeError(f"{self.name}.run(prepared): expected what {self.name}.prepare() returned, got {got}")
         return prepared.model
 
-    def run(self, prepared: "Prepared", x: np.ndarray, h0=None, c0=None, *, batch_first: bool = False) -> LSTMOutput:
-        """One forward pass: x [T, B, in] ([B, T, in] with batch_first), h0, c0 [L*D, B, *] or None (zeros).
+    def run(self, prepared: "Prepared", x: np.ndarray, h0=None, c0=None, *, batch_first: bool = False,
+            lengths=None) -> LSTMOutput:
+        """One forward pass: x [T, B, in] ([B, T, in] with batch_first), h0, c0 [L*D, B, *] or None (zeros),
+        lengths [B] (right padding: lengths[b] valid steps first) or None (every sequence runs all T steps).
 
         The inputs are checked against the spec first (harness.inputs.check_inputs, the oracle's own check):
-        a wrong shape, dtype, an empty sequence or a non-finite value is a ValueError/TypeError naming it.
+        a wrong shape, dtype, an empty sequence, a non-finite value or a bad length is a ValueError/TypeError
+        naming it; lengths on a backend that cannot run them raise UnsupportedFeature.
         """
         model = self._unwrap(prepared)
-        x, h0, c0, _, _ = check_inputs(prepared.spec, x, h0, c0, batch_first=batch_first)
-        return self._run(model, x, h0, c0, batch_first=batch_first)
+        x, h0, c0, lengths = self._checked(prepared, x, h0, c0, batch_first, lengths)
+        return self._run(model, x, h0, c0, batch_first=batch_first, **lengths)
 
     def forward_callable(self, prepared: "Prepared", x: np.ndarray, h0=None, c0=None, *,
-                         batch_first: bool = False, variant: str = "") -> TimedForward:
+                         batch_first: bool = False, variant: str = "", lengths=None) -> TimedForward:
         """run() split for timing (see TimedForward), on inputs checked as run() checks them.
 
         variant: one of forward_variants() ("" = the default, the first). A backend with variants gets it as
-        `_forward_callable(..., variant=...)`; one without never sees the keyword.
+        `_forward_callable(..., variant=...)`; one without never sees the keyword (nor lengths, when none).
         """
         model = self._unwrap(prepared)
         variants = self.forward_variants()
         if variant and variant not in variants:
             raise ValueError(f"variant: expected one of {', '.join(map(repr, variants))} for {self.name}, "
                              f"got {variant!r}")
-        x, h0, c0, _, _ = check_inputs(prepared.spec, x, h0, c0, batch_first=batch_first)
+        x, h0, c0, lengths = self._checked(prepared, x, h0, c0, batch_first, lengths)
         chosen = {} if variants == ("",) else {"variant": variant or variants[0]}
-        return self._forward_callable(model, x, h0, c0, batch_first=batch_first, **chosen)
+        return self._forward_callable(model, x, h0, c0, batch_first=batch_first, **chosen, **lengths)
+
+    def _checked(self, prepared: "Prepared", x, h0, c0, batch_first: bool, lengths):
+        """x, h0, c0 checked, and the keyword arguments that carry lengths to _run ({} without lengths)."""
+        checked = check_inputs(prepared.spec, x, h0, c0, batch_first=batch_first, lengths=lengths)
+        check_fixed_lengths(prepared.fixed_lengths, checked.lengths)
+        if checked.lengths is None:
+            return checked.x, checked.h0, checked.c0, {}
+        self.padding(prepared.spec)  # UnsupportedFeature where it cannot run lengths
+        return checked.x, checked.h0, checked.c0, {"lengths": checked.lengths}
 
     def watch_kernel(self, prepared: "Prepared"):
         """A context manager whose dict is filled with the kernel that ran inside it, where a framework can

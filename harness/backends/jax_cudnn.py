@@ -47,11 +47,11 @@ class JaxCudnnBackend(_jax.JaxBackend):
     description = "jax.experimental.rnn.lstm (cuDNN)"
     capabilities = Capabilities(double_bias=True, dtypes=("float32",), devices=("cuda",))
 
-    def supports(self, spec, dtype="float32", device="cpu"):
+    def supports(self, spec, dtype="float32", device="cpu", *, lengths=False):
         if device != "cuda":
             return ("jax.experimental.rnn.lstm runs only through cuDNN: it has no CPU lowering (on CPU it fails "
                     "inside jaxlib, AttributeError in jaxlib.gpu_rnn)")
-        return super().supports(spec, dtype, device)
+        return super().supports(spec, dtype, device, lengths=lengths)
 
     # Conversion -----------------------------------------------------------------------------
     def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeVector:

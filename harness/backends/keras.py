@@ -87,7 +87,7 @@ class KerasBackend(Backend):
     def forward_variants(self) -> tuple[str, ...]:
         return keras_compiled.variants(self.keras_backend())
 
-    def supports(self, spec, dtype="float32", device="cpu"):
+    def supports(self, spec, dtype="float32", device="cpu", *, lengths=False):
         if precision.dtype_name(dtype) == "float64" and self.keras_backend() == "jax":
             # Measured (keras 3.15.1, jax 0.10.2, case plain): without jax x64 the float64 layer returns
             # float32 (max err 7.8e-8); with x64 it returns float64 but still errs by 3.4e-8, because
@@ -95,7 +95,7 @@ class KerasBackend(Backend):
             # backends: measured 3.6e-15 and 3.6e-15 over the catalogue, see the README.)
             return ("Keras 3 on the JAX backend computes a float64 LSTM partly in float32 "
                     "(measured 3.4e-8 error with x64, float32 output without)")
-        return super().supports(spec, dtype, device)
+        return super().supports(spec, dtype, device, lengths=lengths)
 
     # Conversion -----------------------------------------------------------------------------
     def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeList:

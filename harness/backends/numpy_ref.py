@@ -21,7 +21,7 @@ class NumpyBackend(Backend):
     description = "the harness's float64 numpy oracle"
     capabilities = Capabilities(
         double_bias=True, forget_bias=True, projection=True, peephole=True, cell_clip=True, proj_clip=True,
-        gate_clip=True,
+        gate_clip=True, lengths="zeros",
     )
     reference = True
 
@@ -43,8 +43,8 @@ class NumpyBackend(Backend):
     def _prepare(self, model: CanonicalLSTM, dtype, device) -> CanonicalLSTM:
         return model.rounded(dtype)
 
-    def _run(self, prepared: CanonicalLSTM, x, h0, c0, *, batch_first=False) -> LSTMOutput:
-        return prepared.forward(x, h0, c0, batch_first=batch_first)
+    def _run(self, prepared: CanonicalLSTM, x, h0, c0, *, batch_first=False, lengths=None) -> LSTMOutput:
+        return prepared.forward(x, h0, c0, batch_first=batch_first, lengths=lengths)
 
     def environment(self) -> dict[str, str]:
         return {"numpy": np.__version__}

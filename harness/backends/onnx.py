@@ -512,9 +512,9 @@ class OnnxBackend(Backend):
                 return self.not_installed(module, exc)
         return None
 
-    def supports(self, spec, dtype="float32", device="cpu"):
+    def supports(self, spec, dtype="float32", device="cpu", *, lengths=False):
         gap = self.lacks.get(str(np.dtype(dtype)))
-        return f"{self.name}: {gap}" if gap else super().supports(spec, dtype, device)
+        return f"{self.name}: {gap}" if gap else super().supports(spec, dtype, device, lengths=lengths)
 
     def check_spec(self, spec: LSTMSpec) -> None:
         if spec.gate_clip is not None and "clip" in self.lacks:

@@ -3,6 +3,10 @@
 Which kernel ran (cuDNN, oneDNN or ATen's own cells: torch falls back without a word) is read from
 the profiler's op names (harness.kernels) and recorded with every result.
 
+Per-example lengths: x is packed with pack_padded_sequence(enforce_sorted=False) (torch sorts the batch and
+puts y, h_n and c_n back in the caller's order, h0/c0 included) and y unpacked with pad_packed_sequence(
+total_length=T): zeros at padded steps, h_n and c_n at each example's last valid step.
+
 Native parameters: a state_dict-style NativeDict of numpy arrays named as torch names them:
 weight_ih_l{k}[_reverse] [4H, in], weight_hh_l{k}[_reverse] [4H, P or H], bias_ih_l{k}[_reverse],
 bias_hh_l{k}[_reverse] [4H], weight_hr_l{k}[_reverse] [P, H]. torch's gate order (i, f, g, o) and
@@ -35,7 +39,7 @@ class TorchBackend(Backend):
     framework = "torch"
     description = "torch.nn.LSTM"
     capabilities = Capabilities(double_bias=True, projection=True, devices=("cpu", "cuda"),
-                                dtypes=("float32", "float64", "float16", "bfloat16"))
+                                dtypes=("float32", "float64", "float16", "bfloat16"), lengths="zeros")
 
     def check_spec(self, spec: LSTMSpec) -> None:
         super().check_spec(spec)
@@ -104,12 +108,13 @@ class TorchBackend(Backend):
         lstm.eval()
         return lstm
 
-    def _run(self, lstm, x, h0, c0, *, batch_first=False) -> LSTMOutput:
-        forward = self._forward_callable(lstm, x, h0, c0, batch_first=batch_first)
+    def _run(self, lstm, x, h0, c0, *, batch_first=False, lengths=None) -> LSTMOutput:
+        forward = self._forward_callable(lstm, x, h0, c0, batch_first=batch_first, lengths=lengths)
         return forward.fetch(forward.call())
 
-    def _forward_callable(self, lstm, x, h0, c0, *, batch_first=False) -> TimedForward:
+    def _forward_callable(self, lstm, x, h0, c0, *, batch_first=False, lengths=None) -> TimedForward:
         import torch
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
         p = next(lstm.parameters())
         # Inputs are already rounded to the dtype; float64 -> dtype is exact (and reads bfloat16 arrays).
@@ -117,11 +122,18 @@ class TorchBackend(Backend):
         xt = place(x)
         state = None if h0 is None else (place(h0), place(c0))
         on_cuda = p.device.type == "cuda"
+        steps = xt.shape[1 if batch_first else 0]
+        lengths_t = None if lengths is None else torch.as_tensor(lengths, dtype=torch.int64)  # on the CPU, as torch asks
 
         def call():
             lstm.batch_first = batch_first  # a plain attribute read in forward(): torch's own batch_first path
             with torch.inference_mode():
-                y, (h_n, c_n) = lstm(xt, state)
+                if lengths_t is None:
+                    y, (h_n, c_n) = lstm(xt, state)
+                else:
+                    packed = pack_padded_sequence(xt, lengths_t, batch_first=batch_first, enforce_sorted=False)
+                    y, (h_n, c_n) = lstm(packed, state)
+                    y, _ = pad_packed_sequence(y, batch_first=batch_first, total_length=steps)
             if on_cuda:
                 torch.cuda.synchronize()
             return y, h_n, c_n
