@@ -29,6 +29,12 @@ records which path ran: cuDNN, the backend's fused function, or Keras's generic 
 Forwards (harness/backends/keras_compiled.py): run() calls the layers directly (eager); the benchmarks
 time what users run, per backend (tf.function, jax.jit of stateless_call, torch.no_grad), with the
 compiled and eager alternatives as labelled variants.
+
+Per-example lengths reach every layer as a mask [B, T] (True at valid steps), in every forward variant. What y
+holds at padded steps (measured, keras 3.15 on its TensorFlow, JAX and torch backends, CPU): one-direction
+LSTM layers carry the last valid output on ("carry"); a Bidirectional layer zero-fills both halves ("zeros").
+The backward layer starts at each example's last valid step (its masked steps come first in processing order
+and leave the initial state as it is).
 """
 
 from __future__ import annotations
@@ -73,8 +79,13 @@ class KerasBackend(Backend):
     name = "keras"
     framework = "keras"
     description = "keras.layers.LSTM"
-    capabilities = Capabilities(devices=("cpu", "cuda"), dtypes=("float32", "float64", "float16", "bfloat16"))
+    capabilities = Capabilities(devices=("cpu", "cuda"), dtypes=("float32", "float64", "float16", "bfloat16"),
+                                lengths="carry")
     alias = True
+
+    def padding(self, spec: LSTMSpec) -> str:
+        super().padding(spec)
+        return "zeros" if spec.bidirectional else "carry"  # measured: Bidirectional zero-fills, LSTM carries
 
     def keras_backend(self) -> str:
         import keras
@@ -210,11 +221,13 @@ class KerasBackend(Backend):
                 layers.append(layer)
         return {"layers": layers, "spec": spec, "dtype": dtype, "device": device}
 
-    def _run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
-        forward = self._forward_callable(prepared, x, h0, c0, batch_first=batch_first, variant=keras_compiled.EAGER)
+    def _run(self, prepared, x, h0, c0, *, batch_first=False, lengths=None) -> LSTMOutput:
+        forward = self._forward_callable(prepared, x, h0, c0, batch_first=batch_first, variant=keras_compiled.EAGER,
+                                         lengths=lengths)
         return forward.fetch(forward.call())
 
-    def _forward_callable(self, prepared, x, h0, c0, *, batch_first=False, variant=keras_compiled.EAGER) -> TimedForward:
+    def _forward_callable(self, prepared, x, h0, c0, *, batch_first=False, variant=keras_compiled.EAGER,
+                          lengths=None) -> TimedForward:
         import keras
 
         spec, dtype, device = prepared["spec"], prepared["dtype"], prepared["device"]
@@ -226,11 +239,14 @@ class KerasBackend(Backend):
             seq0 = tensor(xa if batch_first else xa.transpose(1, 0, 2))  # Keras is batch-major only
             inits = [None if h0 is None else [tensor(s[k * D + d]) for d in range(D) for s in (h0, c0)]
                      for k in range(spec.num_layers)]
+            steps = xa.shape[1 if batch_first else 0]
+            mask = None if lengths is None else keras.ops.convert_to_tensor(
+                np.arange(steps)[None, :] < np.asarray(lengths)[:, None])  # [B, T], True at valid steps
         forward = keras_compiled.build(runtime, variant, prepared["layers"], D)
 
         def call():
             with keras.device(scope):
-                out = forward(seq0, inits)
+                out = forward(seq0, inits, mask)
             devices.synchronize(runtime, device, out)
             return out
 

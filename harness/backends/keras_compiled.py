@@ -16,9 +16,10 @@ KerasBackend.forward_variants() lists them, the default (what users run) first:
               "torch.compile"                  the same call under torch.compile (labelled; the first call compiles)
               "eager"                          autograd recording on (labelled; the harness's earlier timing)
 
-Each builder takes the built layers and returns forward(seq, inits) -> (y, [h per layer and direction],
-[c ...]) on tensors already placed on the device; the weights are the layers' own variables (jax: their
-values, passed as arguments, so a changed weight is a new argument, never a baked-in constant).
+Each builder takes the built layers and returns forward(seq, inits, mask=None) -> (y, [h per layer and
+direction], [c ...]) on tensors already placed on the device; the weights are the layers' own variables (jax:
+their values, passed as arguments, so a changed weight is a new argument, never a baked-in constant); mask
+[B, T] (per-example lengths) goes to every layer.
 """
 
 from __future__ import annotations
@@ -42,19 +43,19 @@ COVERS = {
     EAGER: "the layer calls, eager, op by op",
 }
 
-Forward = Callable[[Any, list], tuple[Any, list, list]]
+Forward = Callable[..., tuple[Any, list, list]]  # forward(seq, inits, mask=None)
 
 
 def variants(runtime: str) -> tuple[str, ...]:
     return VARIANTS.get(runtime, (EAGER,))
 
 
-def call_layers(layers: list, seq, inits: list, directions: int, call=None) -> tuple[Any, list, list]:
-    """The stacked layers called directly (or through call(k, layer, seq, init)), each one's outputs split:
+def call_layers(layers: list, seq, inits: list, directions: int, call=None, mask=None) -> tuple[Any, list, list]:
+    """The stacked layers called directly (or through call(k, layer, seq, init, mask)), each one's outputs split:
     LSTM -> [y, h, c]; Bidirectional -> [y, fh, fc, bh, bc]."""
     hs, cs = [], []
     for k, (layer, init) in enumerate(zip(layers, inits)):
-        outs = layer(seq, initial_state=init) if call is None else call(k, layer, seq, init)
+        outs = layer(seq, initial_state=init, mask=mask) if call is None else call(k, layer, seq, init, mask)
         seq = outs[0]
         for d in range(directions):
             hs.append(outs[1 + 2 * d])
@@ -66,7 +67,7 @@ def build(runtime: str, variant: str, layers: list, directions: int) -> Forward:
     """forward(seq, inits) for `variant` of `runtime` (see the module docstring)."""
     if variant not in variants(runtime):
         raise ValueError(f"variant: expected one of {variants(runtime)} on Keras's {runtime} backend, got {variant!r}")
-    direct = lambda seq, inits: call_layers(layers, seq, inits, directions)  # noqa: E731
+    direct = lambda seq, inits, mask=None: call_layers(layers, seq, inits, directions, mask=mask)  # noqa: E731
     if variant == EAGER:
         return direct
     if runtime == "tensorflow":
@@ -78,9 +79,9 @@ def build(runtime: str, variant: str, layers: list, directions: int) -> Forward:
     import torch
 
     def no_grad(fn):
-        def call(seq, inits):
+        def call(seq, inits, mask=None):
             with torch.no_grad():
-                return fn(seq, inits)
+                return fn(seq, inits, mask)
         return call
 
     return no_grad(direct if variant == "no_grad" else torch.compile(direct))
@@ -89,11 +90,11 @@ def build(runtime: str, variant: str, layers: list, directions: int) -> Forward:
 def _jax_jit(layers: list, directions: int) -> Forward:
     import jax
 
-    def stateless(trainable, non_trainable, seq, inits):
-        return call_layers(layers, seq, inits, directions, lambda k, layer, s, init: layer.stateless_call(
-            trainable[k], non_trainable[k], s, initial_state=init)[0])  # (outputs, non-trainable values)
+    def stateless(trainable, non_trainable, seq, inits, mask):
+        return call_layers(layers, seq, inits, directions, lambda k, layer, s, init, m: layer.stateless_call(
+            trainable[k], non_trainable[k], s, initial_state=init, mask=m)[0], mask)  # (outputs, non-trainable values)
 
     jitted = jax.jit(stateless)
     trainable = [[v.value for v in layer.trainable_variables] for layer in layers]
     non_trainable = [[v.value for v in layer.non_trainable_variables] for layer in layers]
-    return lambda seq, inits: jitted(trainable, non_trainable, seq, inits)
+    return lambda seq, inits, mask=None: jitted(trainable, non_trainable, seq, inits, mask)

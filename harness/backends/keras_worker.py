@@ -8,8 +8,8 @@ process, stopped at exit; requests and answers are pickled over a multiprocessin
 multiprocessing's 'spawn' start: it re-runs the caller's __main__ module in the child (a user's script
 without a main guard would run again inside the worker; `python -m harness` would import torch there).
 The worker runs the very same backend class in-process (there b *is* the process's backend): the
-weights go to it as the CanonicalLSTM, the inputs as numpy arrays, and an LSTMOutput of numpy arrays
-comes back. So pytest, `python -m harness` and the API see one protocol, and results come back into
+weights go to it as the CanonicalLSTM, the inputs (and per-example lengths) as numpy arrays, and an
+LSTMOutput of numpy arrays comes back. So pytest, `python -m harness` and the API see one protocol, and results come back into
 the calling process: there is nothing to merge.
 
 What stays in the calling process: everything framework-free (supports, export, import_, adapt).
@@ -188,8 +188,9 @@ class Worker:
         return self.call(op, handle.key, *args)
 
     # The protocol pieces that need a round trip -----------------------------------------------
-    def forward_callable(self, handle: Handle, x, h0, c0, batch_first: bool, variant: str) -> TimedForward:
-        key, what = self.on(handle, "forward", x, h0, c0, batch_first, variant)
+    def forward_callable(self, handle: Handle, x, h0, c0, batch_first: bool, variant: str,
+                         lengths=None) -> TimedForward:
+        key, what = self.on(handle, "forward", x, h0, c0, batch_first, variant, lengths)
         keep = Handle(self, key, handle.generation)
         weakref.finalize(keep, self._dropped.append, key)
         return TimedForward(call=lambda: self.on(keep, "forward_call"),
@@ -262,15 +263,16 @@ class RunsInWorker:
             return super()._prepare(model, dtype, device)
         return self.worker().prepare(model, dtype, device, precision.current())
 
-    def _run(self, live, x, h0, c0, *, batch_first=False):
+    def _run(self, live, x, h0, c0, *, batch_first=False, **lengths):
         if isinstance(live, Handle):
-            return live.worker.on(live, "run", x, h0, c0, batch_first)
-        return super()._run(live, x, h0, c0, batch_first=batch_first)
+            return live.worker.on(live, "run", x, h0, c0, batch_first, lengths.get("lengths"))
+        return super()._run(live, x, h0, c0, batch_first=batch_first, **lengths)
 
-    def _forward_callable(self, live, x, h0, c0, *, batch_first=False, **variant):
+    def _forward_callable(self, live, x, h0, c0, *, batch_first=False, **variant_and_lengths):
         if isinstance(live, Handle):
-            return live.worker.forward_callable(live, x, h0, c0, batch_first, variant.get("variant", ""))
-        return super()._forward_callable(live, x, h0, c0, batch_first=batch_first, **variant)
+            return live.worker.forward_callable(live, x, h0, c0, batch_first, variant_and_lengths.get("variant", ""),
+                                                variant_and_lengths.get("lengths"))
+        return super()._forward_callable(live, x, h0, c0, batch_first=batch_first, **variant_and_lengths)
 
     def _watch_kernel(self, live):
         if isinstance(live, Handle):
@@ -348,8 +350,9 @@ def serve(conn, name: str, env: dict[str, str]) -> None:
         live[key] = backend.prepare(model, dtype, device)
         return key
 
-    def forward(key, x, h0, c0, batch_first, variant):
-        timed = backend.forward_callable(live[key], x, h0, c0, batch_first=batch_first, variant=variant)
+    def forward(key, x, h0, c0, batch_first, variant, lengths):
+        timed = backend.forward_callable(live[key], x, h0, c0, batch_first=batch_first, variant=variant,
+                                         lengths=lengths)
         k = next(keys)
         live[k] = [timed, None]
         return k, timed.what
@@ -368,7 +371,8 @@ def serve(conn, name: str, env: dict[str, str]) -> None:
 
     ops = {
         "prepare": prepare,
-        "run": lambda key, x, h0, c0, batch_first: backend.run(live[key], x, h0, c0, batch_first=batch_first),
+        "run": lambda key, x, h0, c0, batch_first, lengths: backend.run(live[key], x, h0, c0, batch_first=batch_first,
+                                                                        lengths=lengths),
         "forward": forward,
         "forward_call": forward_call,
         "forward_fetch": lambda key: live[key][0].fetch(live[key][1]),

@@ -32,6 +32,10 @@ spec says them: spec.forget_bias IS the cell's forget_bias (0.0 stays 0.0; TF1's
 import a checkpoint with the forget_bias its code ran with; spec_from_checkpoint() requires all three.
 A MultiRNNCell inside bidirectional_dynamic_rnn (one independent stack per direction) is a different
 function from the canonical stacked bidirectional LSTM, and its import is refused, saying why.
+
+Per-example lengths are dynamic_rnn's and bidirectional_dynamic_rnn's own `sequence_length` (every layer of a
+stack gets it): zeros in y past each length, the state copied through, and the backward direction run on
+tf.reverse_sequence of the input, so it starts at each example's last valid step.
 """
 
 from __future__ import annotations
@@ -229,7 +233,8 @@ class TF1Backend(Backend):
     name = "tf1"
     framework = LEGACY_CELLS
     description = "tf.nn.rnn_cell.LSTMCell (TF1, via dynamic_rnn)"
-    capabilities = Capabilities(forget_bias=True, projection=True, peephole=True, cell_clip=True, proj_clip=True)
+    capabilities = Capabilities(forget_bias=True, projection=True, peephole=True, cell_clip=True, proj_clip=True,
+                                lengths="zeros")
     cell_class = "LSTMCell"
     cell_scope = "lstm_cell"
 
@@ -314,7 +319,7 @@ class TF1Backend(Backend):
             var.assign(native[name])
         return prepared
 
-    def _run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+    def _run(self, prepared, x, h0, c0, *, batch_first=False, lengths=None) -> LSTMOutput:
         import tensorflow as tf
 
         spec, dtype, cells, rc = prepared["spec"], prepared["dtype"], prepared["cells"], prepared["rc"]
@@ -327,7 +332,8 @@ class TF1Backend(Backend):
             return rc.LSTMStateTuple(tf.constant(np.asarray(c0[k * D + d], dtype)),
                                      tf.constant(np.asarray(h0[k * D + d], dtype)))
 
-        common = dict(dtype=tf.as_dtype(dtype), time_major=not batch_first)  # TF1's own time-major path
+        common = dict(dtype=tf.as_dtype(dtype), time_major=not batch_first,  # TF1's own time-major path
+                      sequence_length=None if lengths is None else tf.constant(lengths, tf.int64))
         with _quiet(), tf.device("/CPU:0"):
             seq = tf.constant(np.asarray(x, dtype))
             if not spec.bidirectional:
@@ -362,6 +368,6 @@ class TF1Backend(Backend):
 class TF1BasicBackend(TF1Backend):
     name = "tf1-basic"
     description = "tf.nn.rnn_cell.BasicLSTMCell (TF1, via dynamic_rnn)"
-    capabilities = Capabilities(forget_bias=True)
+    capabilities = Capabilities(forget_bias=True, lengths="zeros")
     cell_class = "BasicLSTMCell"
     cell_scope = "basic_lstm_cell"

@@ -18,6 +18,13 @@ b). cell_clip DEFAULTS TO 3.0 in BlockLSTM/LSTMBlockCell (0 in V2) and clips c u
 to spec.cell_clip or to -1 (off). The kernels clip only when cell_clip > 0, so a spec's cell_clip=0 (TF1
 LSTMCell's clip to zero) is declared unsupported. The ops take float16 and float32 only, declared in capabilities.dtypes
 (float64 and bfloat16 are rejected by the op). No projection.
+
+Per-example lengths: the ops have none (BlockLSTM's seq_len_max is one length for the whole batch), so they
+are applied around the op the way TensorFlow's own wrapper of it did (contrib.rnn's LSTMBlockFusedCell and
+TimeReversedFusedRNN): the op runs every step, y is zeroed past each example's length, h_n and c_n are
+gathered at its last valid step, and the backward direction runs on tf.reverse_sequence of the input (each
+example reversed within its own length), so it starts at its last valid step. An LSTM is causal, so the
+steps run past a length change nothing before it.
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ class BlockLSTMBackend(Backend):
     framework = "tensorflow"
     op = "BlockLSTM"
     description = "tf.raw_ops.BlockLSTM"
-    capabilities = Capabilities(forget_bias=True, peephole=True, cell_clip=True, dtypes=("float16", "float32"))
+    capabilities = Capabilities(forget_bias=True, peephole=True, cell_clip=True, dtypes=("float16", "float32"),
+                                lengths="zeros")
 
     def op_attributes(self, spec: LSTMSpec) -> dict:
         """The op's attributes for `spec`, every one set explicitly (the defaults clip c at 3.0 and add forget_bias 1)."""
@@ -147,7 +155,7 @@ class BlockLSTMBackend(Backend):
                                          **p, **attrs)
         return r.h, r.cs
 
-    def _run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+    def _run(self, prepared, x, h0, c0, *, batch_first=False, lengths=None) -> LSTMOutput:
         import tensorflow as tf
 
         spec, dtype = prepared["spec"], prepared["dtype"]
@@ -155,21 +163,31 @@ class BlockLSTMBackend(Backend):
         xs = np.asarray(x, dtype)
         if batch_first:
             xs = xs.transpose(1, 0, 2)  # the ops are time-major only
-        B, H = xs.shape[1], spec.hidden_size
+        T, B, H = xs.shape[0], xs.shape[1], spec.hidden_size
+        ragged = lengths is not None
+        lengths = np.full(B, T, np.int64) if lengths is None else np.asarray(lengths, np.int64)
+        last = np.stack([lengths - 1, np.arange(B)], axis=1)  # (t, b) of each example's last valid step
         h_n, c_n = [], []
         with tf.device("/CPU:0"):
             seq = tf.constant(xs)
+            valid = tf.constant((np.arange(T)[:, None] < lengths[None, :])[..., None].astype(dtype))
+
+            def reverse(a):  # each example reversed within its own length; padding stays where it is
+                return tf.reverse_sequence(a, lengths, seq_axis=0, batch_axis=1)
+
             for k in range(spec.num_layers):
                 outs = []
                 for d in range(D):
                     i = k * D + d
                     h_prev = tf.constant(np.zeros((B, H), dtype) if h0 is None else np.asarray(h0[i], dtype))
                     c_prev = tf.constant(np.zeros((B, H), dtype) if c0 is None else np.asarray(c0[i], dtype))
-                    inputs = seq if d == 0 else tf.reverse(seq, axis=[0])
+                    inputs = seq if d == 0 else reverse(seq)
                     h, cs = self._one_direction(inputs, c_prev, h_prev, prepared["params"][(k, d)], prepared["attrs"])
-                    h_n.append(h[-1].numpy())
-                    c_n.append(cs[-1].numpy())
-                    outs.append(h if d == 0 else tf.reverse(h, axis=[0]))
+                    h_n.append(tf.gather_nd(h, last).numpy())
+                    c_n.append(tf.gather_nd(cs, last).numpy())
+                    if ragged:
+                        h = h * valid  # zeros past each length (the op ran on over the padding)
+                    outs.append(h if d == 0 else reverse(h))
                 seq = tf.concat(outs, axis=-1)
         y = seq.numpy()
         if batch_first:
@@ -192,4 +210,4 @@ class BlockLSTMV2Backend(BlockLSTMBackend):
     name = "tf-block-v2"
     op = "BlockLSTMV2"
     description = "tf.raw_ops.BlockLSTMV2"
-    capabilities = Capabilities(peephole=True, cell_clip=True, dtypes=("float16", "float32"))
+    capabilities = Capabilities(peephole=True, cell_clip=True, dtypes=("float16", "float32"), lengths="zeros")
