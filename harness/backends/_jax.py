@@ -11,6 +11,9 @@ is checked to be in the dtype asked for (`outputs`), so a float64 run that compu
 
 Matrix-product precision: harness.precision.apply sets `jax_default_matmul_precision` ("highest" for
 exact runs), which every JAX matrix product here inherits; `environment()` records the value in force.
+
+Per-example lengths are data: every program takes lengths int32 [B] (all T when the run has none), so a
+ragged batch runs the program its shapes already compiled, and new lengths never recompile.
 """
 
 from __future__ import annotations
@@ -126,13 +129,19 @@ def put(tree: Any, dtype, device: str) -> Any:
     return jax.tree_util.tree_map(lambda a: jax.device_put(np.asarray(a, dtype=dtype), dev), tree)
 
 
-def inputs(spec: LSTMSpec, x, h0, c0, batch_first: bool, dtype, device: str):
-    """x in the caller's layout, h0, c0 [L*D, B, *] (zeros when None), as jax arrays of `dtype`.
+def inputs(spec: LSTMSpec, x, h0, c0, batch_first: bool, dtype, device: str, lengths=None):
+    """x in the caller's layout, h0, c0 [L*D, B, *] (zeros when None), as jax arrays of `dtype`, and lengths as
+    int32 [B] (every sequence's T when None: lengths are data, the same program runs with or without them).
 
     Validated by the oracle's input checks (every bad shape is named); nothing is broadcast.
     """
-    _, h0_checked, c0_checked = check_inputs(spec, x, h0, c0, batch_first)
-    return put((np.asarray(x), h0_checked, c0_checked), dtype, device)
+    import jax
+
+    time_major, h0_checked, c0_checked = check_inputs(spec, x, h0, c0, batch_first)
+    steps, batch = time_major.shape[:2]
+    lengths = np.full(batch, steps) if lengths is None else lengths
+    return (*put((np.asarray(x), h0_checked, c0_checked), dtype, device),
+            jax.device_put(np.asarray(lengths, np.int32), jax_device(device)))  # int32 in either x64 mode
 
 
 def outputs(y, h_n, c_n, dtype, backend: str) -> LSTMOutput:
@@ -189,18 +198,21 @@ class JaxBackend(Backend):
 
     prepare  exports the parameters and puts `weights(native, spec)` on the device in the run's dtype;
     run      jits `build_forward(structure, batch_first, dtype)` once per program (`compiled`, keyed by
-             `program_key()` and `program_structure(spec)`) and calls forward(weights, x, h0, c0) ->
-             (y, h_n, c_n) under the run's dtype scope, checking the outputs' dtype.
+             `program_key()` and `program_structure(spec)`) and calls forward(weights, x, h0, c0, lengths) ->
+             (y, h_n, c_n) under the run's dtype scope, checking the outputs' dtype. lengths (int32 [B], T
+             each when the run has none) are data: y is zero at padded steps unless a backend declares
+             otherwise (Capabilities.lengths).
     """
 
-    capabilities = Capabilities(devices=("cpu", "cuda"))
+    capabilities = Capabilities(devices=("cpu", "cuda"), lengths="zeros")
 
     def runtime(self) -> str:
         return "jax"
 
     # What each JAX backend says --------------------------------------------------------------
     def build_forward(self, structure: LSTMSpec, batch_first: bool, dtype: str) -> Callable:
-        """forward(weights, x, h0, c0) -> (y, h_n, c_n) for every spec with this program structure."""
+        """forward(weights, x, h0, c0, lengths) -> (y, h_n, c_n) for every spec with this program structure;
+        lengths int32 [B], each in 1..T (T: no padding)."""
         raise NotImplementedError
 
     def program_structure(self, spec: LSTMSpec) -> LSTMSpec:
@@ -229,14 +241,14 @@ class JaxBackend(Backend):
             weights = put(self.weights(native, model.spec), dtype, device)
         return {"spec": model.spec, "weights": weights, "dtype": dtype, "device": device}
 
-    def _run(self, prepared, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+    def _run(self, prepared, x, h0, c0, *, batch_first=False, lengths=None) -> LSTMOutput:
         spec, dtype = prepared["spec"], prepared["dtype"]
         structure = self.program_structure(spec)
         fn = compiled((*self.program_key(), structure, batch_first, dtype),
                       lambda: self.build_forward(structure, batch_first, dtype))
         with dtype_scope(dtype):
-            xj, h0j, c0j = inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"])
-            return outputs(*fn(prepared["weights"], xj, h0j, c0j), dtype, self.name)
+            args = inputs(spec, x, h0, c0, batch_first, dtype, prepared["device"], lengths)
+            return outputs(*fn(prepared["weights"], *args), dtype, self.name)
 
     def environment(self) -> dict[str, str]:
         return environment()

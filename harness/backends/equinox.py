@@ -6,7 +6,8 @@ imported from a bare cell). Each holds weight_ih [4H, in], weight_hh [4H, H] and
 (bias=None with use_bias=False): the canonical layout and gate order i, f, g, o, with b_ih + b_hh summed.
 Equinox has no RNN, bidirectional or stacking wrapper; the harness scans the cell (backward direction
 with lax.scan(reverse=True)) and feeds layer k+1 both directions of layer k, concatenated. The state is
-(h, c), h first, unlike Flax.
+(h, c), h first, unlike Flax. Per-example lengths mask the scan (the cell has none): a padded step keeps h
+and c and outputs zeros, so the backward direction starts at each example's last valid step.
 """
 
 from __future__ import annotations
@@ -79,30 +80,33 @@ class EquinoxBackend(_jax.JaxBackend):
 
     # Running --------------------------------------------------------------------------------
     def build_forward(self, structure: LSTMSpec, batch_first: bool, dtype: str):
-        """forward(cells, x, h0, c0) for the list of cells in layer * D + direction order."""
+        """forward(cells, x, h0, c0, lengths) for the list of cells in layer * D + direction order."""
         import jax
         import jax.numpy as jnp
 
         D = structure.num_directions
 
-        def direction(cell, seq, h, c, reverse):
+        def direction(cell, seq, valid, h, c, reverse):
             batched = jax.vmap(lambda x_b, h_b, c_b: cell(x_b, (h_b, c_b)))  # equinox: (h, c)
 
-            def step(carry, x_t):
+            def step(carry, inputs):
+                x_t, valid_t = inputs  # valid_t [B, 1]: this step is data, not padding
                 h, c = batched(x_t, *carry)
-                return (h, c), h
+                h, c = jnp.where(valid_t, h, carry[0]), jnp.where(valid_t, c, carry[1])
+                return (h, c), jnp.where(valid_t, h, 0)
 
-            (h, c), ys = jax.lax.scan(step, (h, c), seq, reverse=reverse)
+            (h, c), ys = jax.lax.scan(step, (h, c), (seq, valid), reverse=reverse)
             return ys, h, c
 
-        def forward(cells, x, h0, c0):
+        def forward(cells, x, h0, c0, lengths):
             seq = jnp.swapaxes(x, 0, 1) if batch_first else x
+            valid = (jnp.arange(seq.shape[0])[:, None] < lengths[None, :])[..., None]  # [T, B, 1]
             h_n, c_n = [], []
             for k in range(structure.num_layers):
                 outs = []
                 for d in range(D):
                     i = k * D + d
-                    ys, h, c = direction(cells[i], seq, h0[i], c0[i], d == 1)
+                    ys, h, c = direction(cells[i], seq, valid, h0[i], c0[i], d == 1)
                     outs.append(ys)
                     h_n.append(h)
                     c_n.append(c)

@@ -50,11 +50,11 @@ class FlaxLinenBackend(FlaxBackend):
         layer = (nn.Bidirectional(rnn(), rnn(), time_major=not batch_first, return_carry=True)
                  if structure.bidirectional else rnn())
 
-        def forward(variables, x, h0, c0):
+        def forward(variables, x, h0, c0, lengths):
             params = variables["params"]
             per_layer = ([params[f"layers_{k}"] for k in range(structure.num_layers)]
                          if structure.num_layers > 1 else [params])
             layers = [functools.partial(layer.apply, {"params": p}) for p in per_layer]
-            return run_layers(layers, structure.num_directions, x, h0, c0)
+            return run_layers(layers, structure.num_directions, x, h0, c0, lengths)
 
         return forward

@@ -71,10 +71,10 @@ class FlaxNnxBackend(FlaxBackend):
         """forward(params, x, h0, c0): a fresh model (traced once) updated with `params`, run layer by layer."""
         from flax import nnx
 
-        def forward(params, x, h0, c0):
+        def forward(params, x, h0, c0, lengths):
             model = build_model(structure, self.cell, batch_first, dtype)  # inside the trace: its init is dead code
             nnx.update(model, params)
             layers = list(model.layers) if structure.num_layers > 1 else [model]
-            return run_layers(layers, structure.num_directions, x, h0, c0)
+            return run_layers(layers, structure.num_directions, x, h0, c0, lengths)
 
         return forward

@@ -14,6 +14,9 @@ lowerings, and on a CPU-only jaxlib it fails deep inside jaxlib (AttributeError:
 *skipped* (it could run on a machine with one). float64 is unsupported: the module supports float32
 only (its own TODO: "Add support for input and weight dtypes other than float32").
 cuDNN's TF32 switch follows jax_default_matmul_precision ("highest" -> allow_tf32 off).
+Per-example lengths are the op's own seq_lengths (int32, right padding). Padded steps of y: zeros, as
+jax.experimental.rnn.lstm_ref (the reference JAX tests the cuDNN op against) writes them; NOT measured on
+a GPU here.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class JaxCudnnBackend(_jax.JaxBackend):
     name = "jax-cudnn"
     framework = "jax.experimental.rnn"
     description = "jax.experimental.rnn.lstm (cuDNN)"
-    capabilities = Capabilities(double_bias=True, dtypes=("float32",), devices=("cuda",))
+    capabilities = Capabilities(double_bias=True, dtypes=("float32",), devices=("cuda",), lengths="zeros")
 
     def supports(self, spec, dtype="float32", device="cpu", *, lengths=False):
         if device != "cuda":
@@ -86,10 +89,9 @@ class JaxCudnnBackend(_jax.JaxBackend):
         import jax.numpy as jnp
         from jax.experimental import rnn
 
-        def forward(weights, x, h0, c0):
+        def forward(weights, x, h0, c0, lengths):
             xb = x if batch_first else jnp.swapaxes(x, 0, 1)  # the op is batch-first
-            seq_lengths = jnp.full((xb.shape[0],), xb.shape[1], dtype=jnp.int32)
-            y, h_n, c_n = rnn.lstm(xb, h0, c0, weights, seq_lengths, input_size=structure.input_size,
+            y, h_n, c_n = rnn.lstm(xb, h0, c0, weights, lengths, input_size=structure.input_size,
                                    hidden_size=structure.hidden_size, num_layers=structure.num_layers, dropout=0.0,
                                    bidirectional=structure.bidirectional)
             return (y if batch_first else jnp.swapaxes(y, 0, 1)), h_n, c_n

@@ -7,7 +7,9 @@ whole sequence and both directions is ONE matrix product outside the scan,
 and the scan step adds only h @ W_hh^T, then peepholes (i, f read the old c; o the new, clipped c),
 forget_bias, gate_clip (ONNX's clip of every gate pre-activation), cell_clip, the projection and proj_clip.
 The backward direction is lax.scan(reverse=True), whose outputs come back in the original time
-order.
+order. Per-example lengths (data: int32 [B], T each without padding) mask each step: a padded step keeps
+h and c as they were and outputs zeros, so the forward direction stops at the last valid step and the
+backward one, meeting the padding first, starts there from h0, c0.
 
 Native parameters: a NativeDict of arrays named as the canonical tensors,
 'l{k}.{forward|backward}.{W_ih, W_hh, b_ih, b_hh, w_i, w_f, w_o, W_hr}' (CanonicalLSTM.tensors(), any
@@ -32,7 +34,7 @@ _CLIPS = ("cell_clip", "proj_clip", "gate_clip")  # whether one is set is progra
 
 
 def scan_forward(spec: LSTMSpec, batch_first: bool):
-    """forward(weights, x, h0, c0) -> (y, h_n, c_n) for JaxScanBackend.program_structure(spec).
+    """forward(weights, x, h0, c0, lengths) -> (y, h_n, c_n) for JaxScanBackend.program_structure(spec).
 
     weights: (the native dict, {"forget_bias": ..., and each clip set in spec: its value}); both biases are always
     added (zeros for bias='single' or 'none')."""
@@ -42,12 +44,13 @@ def scan_forward(spec: LSTMSpec, batch_first: bool):
 
     H, D = spec.hidden_size, spec.num_directions
 
-    def direction(p, xz, h, c, reverse, n):
+    def direction(p, xz, valid, h, c, reverse, n):
         W_hh_T = p["W_hh"].T
         W_hr_T = p["W_hr"].T if spec.proj_size else None
 
-        def step(carry, xz_t):
-            h, c = carry
+        def step(carry, inputs):
+            xz_t, valid_t = inputs  # valid_t [B, 1]: this step is data, not padding
+            h_prev, c_prev = h, c = carry
             z = xz_t + h @ W_hh_T
             zi, zf, zg, zo = (z[:, j * H:(j + 1) * H] for j in range(4))
             if spec.peephole:
@@ -68,14 +71,16 @@ def scan_forward(spec: LSTMSpec, batch_first: bool):
                 h = h @ W_hr_T
                 if spec.proj_clip is not None:
                     h = jnp.clip(h, -n["proj_clip"], n["proj_clip"])
-            return (h, c), h
+            h, c = jnp.where(valid_t, h, h_prev), jnp.where(valid_t, c, c_prev)
+            return (h, c), jnp.where(valid_t, h, 0)
 
-        (h, c), ys = lax.scan(step, (h, c), xz, reverse=reverse)
+        (h, c), ys = lax.scan(step, (h, c), (xz, valid), reverse=reverse)
         return ys, h, c
 
-    def forward(weights, x, h0, c0):
+    def forward(weights, x, h0, c0, lengths):
         params, numbers = weights
         seq = jnp.swapaxes(x, 0, 1) if batch_first else x  # time-major inside
+        valid = (jnp.arange(seq.shape[0])[:, None] < lengths[None, :])[..., None]  # [T, B, 1]
         h_n, c_n = [], []
         for k in range(spec.num_layers):
             units = [{n.rsplit(".", 1)[1]: v for n, v in params.items() if n.startswith(f"l{k}.{DIRECTIONS[d]}.")}
@@ -85,8 +90,8 @@ def scan_forward(spec: LSTMSpec, batch_first: bool):
             xz = seq @ W_ih.T + jnp.concatenate([u["b_ih"] + u["b_hh"] for u in units])
             outs = []
             for d in range(D):
-                ys, h, c = direction(units[d], xz[..., d * 4 * H:(d + 1) * 4 * H], h0[k * D + d], c0[k * D + d],
-                                     d == 1, numbers)
+                ys, h, c = direction(units[d], xz[..., d * 4 * H:(d + 1) * 4 * H], valid, h0[k * D + d],
+                                     c0[k * D + d], d == 1, numbers)
                 outs.append(ys)
                 h_n.append(h)
                 c_n.append(c)
@@ -102,7 +107,8 @@ class JaxScanBackend(_jax.JaxBackend):
     framework = "jax"
     description = "the harness's own jitted jax.lax.scan LSTM"
     capabilities = Capabilities(double_bias=True, forget_bias=True, projection=True, peephole=True,
-                                cell_clip=True, proj_clip=True, gate_clip=True, devices=("cpu", "cuda"))
+                                cell_clip=True, proj_clip=True, gate_clip=True, devices=("cpu", "cuda"),
+                                lengths="zeros")
 
     # Conversion -----------------------------------------------------------------------------
     def to_native(self, model: CanonicalLSTM, dtype: np.dtype) -> NativeDict:
