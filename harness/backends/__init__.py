@@ -254,6 +254,10 @@ class Backend:
         adapted = self.adapt(model)
         native = self.to_native(adapted, precision.numpy_dtype(dtype))  # no int32 truncation, no float8
         native.folded = adapted.folded
+        if model.fixed_lengths is not None:  # not a parameter of any framework: said, not dropped in silence
+            lengths = list(model.fixed_lengths)
+            native.folded += (f"sequence lengths {lengths}, fixed by the source model (a constant sequence_lens), "
+                              f"are no parameter: run it with lengths={lengths}",)
         return native
 
     # The framework-specific part ------------------------------------------------------------

@@ -15,6 +15,9 @@ build_model(native) (or OnnxBackend.export_model(canonical)) makes the onnx.Mode
   Layer k reads h0[k*D:(k+1)*D] (a Split); between layers Y [T, D, B, H] is transposed to [T, B, D, H]
   and reshaped to [T, B, D*H]. A bidirectional layer is one node with direction "bidirectional".
   layout=1 builds batch-major nodes (Y [B, T, D, H] reshaped to [B, T, D*H], states [B, D, H]).
+  lengths=True adds the input sequence_lens int32 [B], every node's sequence_lens (ONNX's own per-example
+  lengths, right padding: zeros in Y past each length, Y_h and Y_c at the last valid step, measured in
+  onnxruntime).
   spec.gate_clip is every node's `clip` attribute (a float32 attribute: 0.1 is written rounded to float32);
   the initializers do not hold it, as a TF1 checkpoint does not hold cell_clip: the spec says it.
 
@@ -27,8 +30,11 @@ scope ("/encoder"), and spec.num_layers nodes are taken from there (two LSTMs wh
 other's y chain like one stack: the first node's name tells them apart). A node's `clip` is the
 canonical gate_clip: it must equal spec.gate_clip (in float32), on every node of the stack. A node
 using what the canonical LSTM cannot express (non-default activations, activation_alpha/beta,
-input_forget, sequence_lens, direction "reverse", a clip <= 0) is refused with UnsupportedFeature
-naming the attribute. Not checked: that the ops between chained layers are the standard transpose +
+input_forget, direction "reverse", a clip <= 0) is refused with UnsupportedFeature naming the attribute.
+A node's sequence_lens is the run's per-example lengths: fed at run time (a graph input, or computed from
+one, as torch.onnx.export writes it for a packed sequence), or a constant, which the imported model then
+carries as CanonicalLSTM.fixed_lengths (every run must pass those lengths). Every node of the stack must
+have it, or none. Not checked: that the ops between chained layers are the standard transpose +
 reshape (what every exporter writes); the torch export case runs the file itself.
 """
 
@@ -97,6 +103,7 @@ class _Node:
     direction: str | None = None  # None: not stated (a NativeDict); W's first dimension says it
     hidden_size: int | None = None
     clip: float | None = None  # the clip attribute (a NativeDict holds none: the spec's gate_clip stands)
+    sequence_lens: Any = None  # None: no sequence_lens; RUN_TIME: fed at run; an array: a constant
 
 
 def _unit_weights(node: _Node, spec: LSTMSpec, k: int) -> dict[tuple[int, int], LayerWeights]:
@@ -362,12 +369,39 @@ def _refuse_unexpressible(node) -> None:
     if attrs.get("input_forget", 0):
         raise UnsupportedFeature(f"{where} sets input_forget={attrs['input_forget']} (input and forget gates "
                                  "coupled): the canonical LSTM has no such coupling")
-    if len(node.input) > 4 and node.input[4]:
-        raise UnsupportedFeature(f"{where} has a sequence_lens input ({node.input[4]!r}): the canonical LSTM runs "
-                                 "every sequence to its full length")
     if attrs.get("direction", b"forward") == b"reverse":
         raise UnsupportedFeature(f"{where} has direction='reverse': the canonical LSTM has forward or "
                                  "bidirectional layers, no reverse-only one")
+
+
+RUN_TIME = "fed at run time"  # a node's sequence_lens that is not a constant of the model
+
+
+def _sequence_lens(graph: "_Graph", node):
+    """A node's sequence_lens: None (absent), RUN_TIME, or the constant's int64 array."""
+    if len(node.input) <= 4 or not node.input[4]:
+        return None
+    name = node.input[4]
+    if name in graph.inputs:
+        return RUN_TIME
+    try:
+        return np.asarray(graph.value(name, f"onnx import: LSTM node {node.name!r} input sequence_lens"), np.int64)
+    except ValueError as exc:
+        if "depends on the graph input" in str(exc):
+            return RUN_TIME  # computed from a graph input (torch.onnx.export casts its lengths input)
+        raise
+
+
+def _fixed_lengths(nodes: list[_Node]) -> tuple[int, ...] | None:
+    """The stack's constant sequence_lens, if any; a stack whose nodes disagree on it is refused."""
+    kinds = {n.name: (None if n.sequence_lens is None else RUN_TIME if isinstance(n.sequence_lens, str)
+                      else tuple(int(v) for v in n.sequence_lens.ravel())) for n in nodes}
+    if len(set(kinds.values())) > 1:
+        said = "; ".join(f"{name!r}: {'none' if v is None else v}" for name, v in kinds.items())
+        raise UnsupportedFeature(f"onnx import: the LSTM nodes of the stack differ in sequence_lens ({said}): a layer "
+                                 "that runs over another layer's padding is not the canonical stacked LSTM")
+    fixed = next(iter(kinds.values()))
+    return fixed if isinstance(fixed, tuple) else None
 
 
 def _nodes_from_model(model, spec: LSTMSpec, select: str | None) -> list[_Node]:
@@ -383,15 +417,15 @@ def _nodes_from_model(model, spec: LSTMSpec, select: str | None) -> list[_Node]:
         tensors = {kind: graph.value(name, f"onnx import: LSTM node {node.name!r} input {kind}")
                    for kind, name in given.items()}
         out.append(_Node(node.name, tensors, given, attrs.get("direction", b"forward").decode(),
-                         attrs.get("hidden_size"), attrs.get("clip")))
+                         attrs.get("hidden_size"), attrs.get("clip"), _sequence_lens(graph, node)))
     return out
 
 
 # Building the model ---------------------------------------------------------------------------
 def build_model(native: Mapping[str, np.ndarray], *, batch_first: bool = False, initial_state: bool = True,
-                layout: int = 0, gate_clip: float | None = None):
+                layout: int = 0, gate_clip: float | None = None, lengths: bool = False):
     """The ONNX model of exported initializers (see the module docstring for its interface); gate_clip, when
-    set, is every LSTM node's clip attribute.
+    set, is every LSTM node's clip attribute; lengths adds the input sequence_lens [B] for every node.
 
     layout=0: time-major nodes; batch-first x and y are transposed around them. layout=1: batch-major
     nodes fed batch-first x directly (onnxruntime refuses layout=1).
@@ -422,6 +456,8 @@ def build_model(native: Mapping[str, np.ndarray], *, batch_first: bool = False, 
     batch_dims = ["B", "T"] if batch_first else ["T", "B"]
     inputs = [helper.make_tensor_value_info("x", elem, [*batch_dims, n_in])]
     seq = "x" if layout == 1 or not batch_first else node("Transpose", ["x"], ["x_time_major"], perm=[1, 0, 2])
+    if lengths:
+        inputs.append(helper.make_tensor_value_info("sequence_lens", onnx.TensorProto.INT32, ["B"]))
     states = {}
     for s, width in (("h", H), ("c", H)):
         if not initial_state:
@@ -438,7 +474,8 @@ def build_model(native: Mapping[str, np.ndarray], *, batch_first: bool = False, 
     finals = {"h": [], "c": []}
     for k in range(L):
         names = {t: f"lstm_{k}.{t}" if f"lstm_{k}.{t}" in native else "" for t in "BP"}
-        ins = [seq, f"lstm_{k}.W", f"lstm_{k}.R", names["B"], "", states["h"][k], states["c"][k], names["P"]]
+        ins = [seq, f"lstm_{k}.W", f"lstm_{k}.R", names["B"], "sequence_lens" if lengths else "", states["h"][k],
+               states["c"][k], names["P"]]
         while not ins[-1]:
             ins.pop()
         y, y_h, y_c = (f"lstm_{k}.{o}" for o in ("Y", "Y_h", "Y_c"))
@@ -476,15 +513,15 @@ class Sessions:
     dtype: np.dtype
     layout_for_batch_first: int
     compile: Callable[[Any], Callable[[dict], list]]  # ModelProto -> run(feeds) -> [y, h_n, c_n]
-    runners: dict[tuple[bool, bool], Callable] = field(default_factory=dict)
+    runners: dict[tuple[bool, bool, bool], Callable] = field(default_factory=dict)
 
-    def runner(self, batch_first: bool, initial_state: bool) -> Callable[[dict], list]:
-        key = (batch_first, initial_state)
+    def runner(self, batch_first: bool, initial_state: bool, lengths: bool = False) -> Callable[[dict], list]:
+        key = (batch_first, initial_state, lengths)
         if key not in self.runners:
             layout = self.layout_for_batch_first if batch_first else 0
             self.runners[key] = self.compile(build_model(self.native, batch_first=batch_first,
                                                          initial_state=initial_state, layout=layout,
-                                                         gate_clip=self.spec.gate_clip))
+                                                         gate_clip=self.spec.gate_clip, lengths=lengths))
         return self.runners[key]
 
 
@@ -493,7 +530,7 @@ class OnnxBackend(Backend):
     framework = "onnxruntime"
     description = "the ONNX LSTM operator in onnxruntime (CPU, or its CUDA provider)"
     capabilities = Capabilities(double_bias=True, peephole=True, gate_clip=True, dtypes=("float32",),
-                                devices=("cpu", "cuda"))
+                                devices=("cpu", "cuda"), lengths="zeros")
     layout_for_batch_first = 0  # onnxruntime refuses layout=1: batch-first x and y are transposed around the nodes
     threads = 1  # per session: small models on a shared machine; benchmarks set it (set_threads)
     # What this runtime lacks of the ONNX LSTM operator, declared here rather than found by a crash.
@@ -545,14 +582,15 @@ class OnnxBackend(Backend):
         weights = {}
         for k, node in enumerate(nodes):
             weights.update(_unit_weights(node, spec, k))
-        return CanonicalLSTM(spec, weights)
+        return CanonicalLSTM(spec, weights, fixed_lengths=_fixed_lengths(nodes))
 
     def export_model(self, model: CanonicalLSTM, dtype="float32", *, batch_first: bool = False,
-                     initial_state: bool = True):
-        """The onnx.ModelProto of `model` (folded as export() folds), as this runtime runs it."""
+                     initial_state: bool = True, lengths: bool = False):
+        """The onnx.ModelProto of `model` (folded as export() folds), as this runtime runs it; lengths=True
+        gives it the input sequence_lens [B] (int32)."""
         layout = self.layout_for_batch_first if batch_first else 0
         return build_model(self.export(model, dtype), batch_first=batch_first, initial_state=initial_state,
-                           layout=layout, gate_clip=model.spec.gate_clip)
+                           layout=layout, gate_clip=model.spec.gate_clip, lengths=lengths)
 
     # Running ------------------------------------------------------------------------------------
     def _prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu") -> Sessions:
@@ -578,9 +616,11 @@ class OnnxBackend(Backend):
             raise RuntimeError(f"onnxruntime built the session on {session.get_providers()}, not {wanted}")
         return lambda feeds: session.run(None, feeds)
 
-    def _run(self, prepared: Sessions, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+    def _run(self, prepared: Sessions, x, h0, c0, *, batch_first=False, lengths=None) -> LSTMOutput:
         x = np.asarray(x)
         feeds = {"x": x.astype(prepared.dtype, copy=False)}
+        if lengths is not None:
+            feeds["sequence_lens"] = np.asarray(lengths, np.int32)  # ONNX's type for it
         with_state = h0 is not None or c0 is not None
         if with_state:
             spec = prepared.spec
@@ -588,7 +628,7 @@ class OnnxBackend(Backend):
             for name, value in (("h0", h0), ("c0", c0)):
                 feeds[name] = np.zeros((n, B, spec.hidden_size), prepared.dtype) if value is None \
                     else np.asarray(value).astype(prepared.dtype, copy=False)
-        y, h_n, c_n = prepared.runner(batch_first, with_state)(feeds)
+        y, h_n, c_n = prepared.runner(batch_first, with_state, lengths is not None)(feeds)
         return LSTMOutput.of(y, h_n, c_n)
 
     def environment(self) -> dict[str, str]:

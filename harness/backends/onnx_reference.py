@@ -4,8 +4,9 @@ imports it), run by onnx.reference.ReferenceEvaluator, the operator's Python ref
 It runs float32 and float64, and batch-major nodes (layout=1) natively: batch-first input feeds
 layout=1 nodes directly (the evaluator swaps the axes inside the operator). It ignores the clip,
 activations, input_forget and sequence_lens of an LSTM node (measured in cases/test_onnx.py): a spec
-with gate_clip (the canonical form of clip) is declared unsupported here, and the canonical LSTM
-expresses none of the others (the export never writes them and the import refuses them).
+with gate_clip (the canonical form of clip) and per-example lengths (sequence_lens) are declared
+unsupported here, and the canonical LSTM expresses neither of the others (the export never writes them and
+the import refuses them).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class OnnxReferenceBackend(OnnxBackend):
         "input_forget": "ReferenceEvaluator ignores input_forget",
         "sequence_lens": "ReferenceEvaluator ignores sequence_lens (runs every sequence to full length)",
     }
+    lengths_missing = lacks["sequence_lens"]
 
     def compile(self, proto, device: str = "cpu") -> Callable[[dict], list]:
         from onnx.reference import ReferenceEvaluator
