@@ -7,15 +7,19 @@ the outputs it returns) and asserts that the comparison fails, at the output the
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from harness import mistakes
+from harness.backends import get
 from harness.canonical import CanonicalLSTM
 from harness.catalogue import get_case
 from harness.compare import compare, tolerance_for
+from harness.outputs import LSTMOutput
 from harness.results import NOT_INSTALLED, SKIPPED, UNSUPPORTED
 from harness.runner import oracle_for, run_case
 from harness.spec import LSTMSpec
@@ -152,7 +156,7 @@ def test_the_forward_variants_loop_is_the_oracle():
     from harness.catalogue import CASES
 
     for case in CASES:
-        if case.batch_first or not case.initial_state:
+        if case.batch_first or not case.initial_state or case.lengths is not None:  # the loop has no lengths
             continue
         model, (x, h0, c0), expected = oracle_for(case, "float64")
         same = mistakes.variant_forward(model, x, h0, c0, lambda z: 0.5 * (1 + np.tanh(0.5 * z)), old_c=False)
@@ -188,3 +192,55 @@ def test_a_gate_order_mistake_is_a_kernel_written_in_that_order_and_read_as_cano
         planted = m.plant(model).weights[(0, 0)]
         assert np.array_equal(planted.W_ih, W_ih) and np.array_equal(planted.W_hh, W_hh), m.name
         assert np.array_equal(planted.b_ih, from_bias(to_bias(lw.b_ih, order), "ifgo")), m.name
+
+
+# Per-example lengths ---------------------------------------------------------------------------------
+# Each mistake is made of the backend's own runs on the ragged-bidirectional case (batch-first, lengths 3, 6, 1):
+# with its lengths (right), and on the same padded input without them (every sequence run to T). Nothing in
+# the backend or the oracle is patched: the mistakes are the outputs a port that drops or misuses the lengths
+# would return.
+@functools.lru_cache(maxsize=None)  # the three mistakes share the two runs
+def _ragged_runs(backend_name):
+    """The passing run with lengths, and the backend's outputs on the same padded input without them."""
+    case, outcome = _passing_run("ragged-bidirectional", backend_name)
+    unpadded = run_case(dataclasses.replace(case, lengths=None), backend_name, "float32")
+    assert unpadded.result.status == "pass", unpadded.result.reason  # right, as an LSTM over every step
+    return case, outcome, unpadded.actual
+
+
+def _halves(right: LSTMOutput, wrong: LSTMOutput, take_wrong: int, spec) -> LSTMOutput:
+    """right's outputs with direction `take_wrong`'s half of y and rows of h_n, c_n taken from wrong."""
+    P, D = spec.output_size, spec.num_directions
+    y = right.y.copy()
+    y[..., take_wrong * P:(take_wrong + 1) * P] = wrong.y[..., take_wrong * P:(take_wrong + 1) * P]
+    rows = [k * D + take_wrong for k in range(spec.num_layers)]
+    h_n, c_n = right.h_n.copy(), right.c_n.copy()
+    h_n[rows], c_n[rows] = wrong.h_n[rows], wrong.c_n[rows]
+    return LSTMOutput(y, h_n, c_n)
+
+
+LENGTH_MISTAKES = {
+    # lengths dropped: the padding is run as data by both directions
+    "padding-processed-as-data": (lambda case, right, full: full, "h_n[layer=0, direction=forward]"),
+    # the backward direction starts at T-1 (reversing the whole padded sequence), the forward one is right
+    "backward-starts-at-T-1": (lambda case, right, full: _halves(right, full, 1, case.spec),
+                               "y[direction=backward]"),
+    # y is right, but h_n and c_n are the states after step T-1, the padding run through
+    "final-state-at-T-1": (lambda case, right, full: LSTMOutput(right.y, full.h_n, full.c_n),
+                           "h_n[layer=0, direction=forward]"),
+}
+
+
+@pytest.mark.parametrize("mistake", LENGTH_MISTAKES)
+def test_length_mistakes_are_caught(mistake, backend_name):
+    """Every backend that runs lengths must disagree with each misuse of them, at the output it touches, and at
+    valid steps (the undefined padding of flax is not compared, and must not be needed to catch it)."""
+    make, caught_at = LENGTH_MISTAKES[mistake]
+    case, outcome, full = _ragged_runs(backend_name)
+    padding = get(backend_name).padding(case.spec)
+    result = compare(case.spec, make(case, outcome.actual, full), outcome.expected, tolerance_for("float32"),
+                     batch_first=True, lengths=case.length_array, padding=padding)
+    assert not result.ok, f"{mistake} on {backend_name} was not caught"
+    bad = [p for p in result.paths if p.mismatched or p.error]
+    assert any(p.path.startswith(caught_at) and p.mismatched > p.padded_mismatched for p in bad), \
+        (caught_at, [(p.path, p.mismatched, p.padded_mismatched) for p in bad])

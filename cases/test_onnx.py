@@ -28,7 +28,7 @@ helper = onnx.helper
 
 ORT = backends.get("onnx")
 REF = backends.get("onnx-reference")
-EXPRESSIBLE = [c for c in catalogue.CASES if REF.supports(c.spec, "float64") is None]
+EXPRESSIBLE = [c for c in catalogue.CASES if REF.supports(c.spec, "float64") is None and c.lengths is None]
 SPEC_2BI = LSTMSpec(input_size=5, hidden_size=7, num_layers=2, bidirectional=True)
 
 
@@ -341,7 +341,6 @@ def _reverse(proto):
     ("activations", _set("activations", ["Sigmoid", "Tanh", "Relu"])),
     ("activation_alpha", _set("activation_alpha", [1.0])),
     ("input_forget", _set("input_forget", 1)),
-    ("sequence_lens", _sequence_lens),
     ("direction='reverse'", _reverse),
 ])
 def test_import_refuses_a_node_the_canonical_lstm_cannot_express(attribute, edit):
@@ -350,6 +349,111 @@ def test_import_refuses_a_node_the_canonical_lstm_cannot_express(attribute, edit
     onnx.checker.check_model(proto, full_check=True)  # still a valid model: refused for what it means
     with pytest.raises(UnsupportedFeature, match=attribute):
         ORT.import_(proto, LSTMSpec(input_size=5, hidden_size=7))
+
+
+# sequence_lens: the run's per-example lengths -------------------------------------------------------------
+RAGGED = np.array([4, 6, 2])
+
+
+def _ragged_inputs(model, steps=6):
+    x, h0, c0 = model.random_inputs(len(RAGGED), steps, seed=2)
+    return tuple(a.astype(np.float32) for a in (x, h0, c0))
+
+
+def test_sequence_lens_fed_at_run_time_imports_and_runs_as_lengths():
+    _ort_or_skip()
+    model = CanonicalLSTM.random(SPEC_2BI).rounded("float32")
+    proto = ORT.export_model(model, lengths=True)
+    onnx.checker.check_model(proto, full_check=True)
+    assert [n.input[4] for n in proto.graph.node if n.op_type == "LSTM"] == ["sequence_lens"] * 2
+    imported = ORT.import_(proto, SPEC_2BI)
+    assert imported == model and imported.fixed_lengths is None
+    x, h0, c0 = _ragged_inputs(model)
+    y, h_n, c_n = ORT.compile(proto)({"x": x, "h0": h0, "c0": c0, "sequence_lens": RAGGED.astype(np.int32)})
+    expected = model.forward(x, h0, c0, lengths=RAGGED)
+    comparison = compare(SPEC_2BI, LSTMOutput(y, h_n, c_n), expected, tolerance_for("float32"), lengths=RAGGED)
+    assert comparison.ok, comparison.message()
+
+
+def test_torch_onnx_export_of_a_packed_sequence_imports_and_agrees_on_a_ragged_batch(tmp_path):
+    """torch.onnx.export (the legacy exporter; the current one cannot trace pack_padded_sequence) writes
+    sequence_lens computed from the lengths input, after sorting the batch by length. Import takes it as the
+    run's lengths; the file in onnxruntime, the import run by the onnx backend and the oracle agree."""
+    _ort_or_skip()
+    torch = pytest.importorskip("torch", reason="not installed: torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    lstm, _ = _torch_lstm_and_inputs()
+
+    class Packed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = lstm
+
+        def forward(self, x, lengths):
+            y, (h, c) = self.lstm(pack_padded_sequence(x, lengths, enforce_sorted=False))
+            return pad_packed_sequence(y, total_length=x.shape[0])[0], h, c
+
+    model = backends.get("torch").import_(lstm.state_dict(), SPEC_2BI)
+    x = _ragged_inputs(model)[0]
+    path = _export_torch(Packed(), (torch.from_numpy(x), torch.from_numpy(RAGGED)), tmp_path / "packed.onnx",
+                         dynamo=False, input_names=["x", "lengths"], dynamic_axes={"x": {1: "B"}, "lengths": {0: "B"}})
+    assert all(n.input[4] for n in onnx.load(path).graph.node if n.op_type == "LSTM")  # sequence_lens is set
+    imported = ORT.import_(path, SPEC_2BI)
+    assert imported == model and imported.fixed_lengths is None
+
+    import onnxruntime as ort
+
+    y, h_n, c_n = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x, "lengths": RAGGED})
+    expected = imported.forward(x, lengths=RAGGED)
+    runs = {"the file in onnxruntime": LSTMOutput(y, h_n, c_n),
+            "the import, run by the onnx backend": ORT.run(ORT.prepare(imported), x, lengths=RAGGED)}
+    for what, actual in runs.items():
+        comparison = compare(SPEC_2BI, actual, expected, tolerance_for("float32"), lengths=RAGGED)
+        assert comparison.ok, comparison.message(f" ({what})")
+    wrong = compare(SPEC_2BI, runs["the file in onnxruntime"], imported.forward(x), tolerance_for("float32"))
+    assert not wrong.ok  # the lengths matter on this batch
+
+
+def _constant_sequence_lens(proto, lengths):
+    """The graph input sequence_lens made an initializer (a model exported for one batch)."""
+    graph = proto.graph
+    graph.input.remove(next(i for i in graph.input if i.name == "sequence_lens"))
+    graph.initializer.append(onnx.numpy_helper.from_array(np.asarray(lengths, np.int32), "sequence_lens"))
+    return proto
+
+
+def test_a_constant_sequence_lens_is_carried_and_must_match_the_run():
+    _ort_or_skip()
+    model = CanonicalLSTM.random(SPEC_2BI).rounded("float32")
+    proto = _constant_sequence_lens(ORT.export_model(model, lengths=True), RAGGED)
+    onnx.checker.check_model(proto, full_check=True)
+    imported = ORT.import_(proto, SPEC_2BI)
+    assert imported == model and imported.fixed_lengths == (4, 6, 2)
+    x, h0, c0 = _ragged_inputs(model)
+    y, h_n, c_n = ORT.compile(proto)({"x": x, "h0": h0, "c0": c0})  # the model's own lengths
+    prepared = ORT.prepare(imported)
+    for actual in (LSTMOutput(y, h_n, c_n), ORT.run(prepared, x, h0, c0, lengths=RAGGED)):
+        comparison = compare(SPEC_2BI, actual, imported.forward(x, h0, c0, lengths=RAGGED), tolerance_for("float32"),
+                             lengths=RAGGED)
+        assert comparison.ok, comparison.message()
+    message = r"lengths: expected \[4, 6, 2\], the lengths the model fixes \(a constant sequence_lens .*\), got "
+    for run in (lambda **kw: ORT.run(prepared, x, h0, c0, **kw), lambda **kw: imported.forward(x, h0, c0, **kw)):
+        with pytest.raises(ValueError, match=message + "none"):
+            run()
+        with pytest.raises(ValueError, match=message + r"\[4, 6, 1\]"):
+            run(lengths=[4, 6, 1])
+    native = backends.convert(proto, "onnx", "torch", SPEC_2BI)  # the weights convert; the lengths are said
+    assert any("sequence lengths [4, 6, 2], fixed by the source model" in note for note in native.folded)
+
+
+def test_a_stack_whose_nodes_differ_in_sequence_lens_is_refused():
+    proto = ORT.export_model(CanonicalLSTM.random(SPEC_2BI), lengths=True)
+    node = _lstm_node(proto, 1)
+    node.input[4] = ""  # layer 1 runs over layer 0's padding
+    with pytest.raises(UnsupportedFeature, match=r"differ in sequence_lens \('lstm_0': fed at run time; 'lstm_1': none\)"):
+        ORT.import_(proto, SPEC_2BI)
 
 
 def test_import_accepts_default_attributes_stated_explicitly():

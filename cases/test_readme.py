@@ -23,6 +23,15 @@ PROBES = {  # column -> the spec whose support it shows
 }
 
 
+def lengths_cell(backend) -> str:
+    """Per-example lengths: '–' where unsupported, else what y holds at padded steps (by direction count)."""
+    caps = backend.capabilities
+    if backend.supports(BASE, caps.dtypes[0], caps.devices[0], lengths=True) is not None:
+        return "–"
+    one, two = backend.padding(BASE), backend.padding(BASE.replace(bidirectional=True))
+    return one if one == two else f"{one}; bidirectional: {two}"
+
+
 def capability_rows() -> list[str]:
     """The table's rows, as supports() answers them on each backend's first dtype and device."""
     rows = []
@@ -32,12 +41,14 @@ def capability_rows() -> list[str]:
         cells = ["✓" if caps.double_bias else "folded", "✓" if caps.forget_bias else "folded"]
         cells += ["✓" if backend.supports(spec, caps.dtypes[0], caps.devices[0]) is None else "–"
                   for spec in PROBES.values()]
+        cells.append(lengths_cell(backend))
         rows.append(f"| `{name}` | {' | '.join(cells)} | {', '.join(caps.dtypes)} |")
     return rows
 
 
 def test_the_capability_table_is_what_the_backends_support():
-    header = f"| backend | two biases | run-time forget_bias | {' | '.join(PROBES)} | dtypes |"
+    header = (f"| backend | two biases | run-time forget_bias | {' | '.join(PROBES)} | lengths (y at padded steps) "
+              "| dtypes |")
     text = README.read_text()
     assert header in text
     missing = [row for row in capability_rows() if row not in text]
