@@ -10,9 +10,9 @@ from harness import CanonicalLSTM, LSTMSpec, UnsupportedFeature, backends, conve
 from harness.compare import tolerance_for
 from harness.catalogue import CASES, SEED_LAST_H, SEED_SPEC, seed_question_input, seed_question_keras_weights
 
-EXPRESSIBLE = [(c, n) for c in CASES for n in backends.names()  # lengths are no parameter: the ragged cases'
-               if not backends.get(n).reference and backends.get(n).supports(c.spec) is None  # specs are others'
-               and c.lengths is None]
+# The ragged cases are left out: their specs are other cases', and lengths are no parameter.
+EXPRESSIBLE = [(c, n) for c in CASES for n in backends.names()
+               if not backends.get(n).reference and backends.get(n).supports(c.spec) is None and c.lengths is None]
 
 
 def _needs(name):
