@@ -175,6 +175,21 @@ def test_check_prints_agreement(tmp_path, capsys):
     assert "check: agree: OUT, oracle(OUT) compared; skipped: SRC" in out
 
 
+def test_fixed_lengths_are_kept_said_and_checked_around(tmp_path, capsys):
+    """A model whose source fixed its lengths (an ONNX constant sequence_lens) keeps them in a canonical file; a
+    conversion says they are no parameter, and --check runs full-length sequences on SRC's weights."""
+    _needs("torch")
+    model = CanonicalLSTM.random(SPEC, seed=5)
+    model.fixed_lengths = (4, 6, 2)
+    src = model.save(tmp_path / "c.npz")
+    assert CanonicalLSTM.load(src).fixed_lengths == (4, 6, 2)
+    assert convert("--from", "numpy", src, "--to", "torch", "-o", tmp_path / "t.safetensors", "--check") == OK
+    out = capsys.readouterr().out
+    assert "sequence lengths [4, 6, 2], fixed by the source model (a constant sequence_lens), are no parameter" in out
+    assert "check: SRC fixes its sequence lengths to [4, 6, 2]" in out
+    assert "torch running OUT: all outputs close with the oracle on SRC" in out
+
+
 def test_check_catches_a_wrong_file(tmp_path, capsys, monkeypatch):
     """--check fails when the file does not hold SRC's function (here: torch's i and f gate blocks swapped)."""
     _needs("torch")
