@@ -187,7 +187,8 @@ def test_fixed_lengths_are_kept_said_and_checked_around(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "sequence lengths [4, 6, 2], fixed by the source model (a constant sequence_lens), are no parameter" in out
     assert "check: SRC fixes its sequence lengths to [4, 6, 2]" in out
-    assert "torch running OUT: all outputs close with the oracle on SRC" in out
+    assert "[2] OUT: torch.nn.LSTM.load_state_dict(strict=True)" in out
+    assert "check: agree: OUT, oracle(OUT) compared" in out
 
 
 def test_check_catches_a_wrong_file(tmp_path, capsys, monkeypatch):
