@@ -1,6 +1,6 @@
 """The bad-input matrix over every registered backend: Backend.run and forward_callable (the base class's own)
-refuse a bad x, h0 or c0 with an error naming it, before the backend's own code runs (harness/inputs.py), and
-pass a missing c0 (or h0) on as zeros. Nothing is broadcast, ignored or truncated."""
+refuse a bad x, h0, c0 or lengths with an error naming it, before the backend's own code runs (harness/inputs.py),
+and pass a missing c0 (or h0) on as zeros. Nothing is broadcast, ignored or truncated."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness import CanonicalLSTM, LSTMSpec, backends
-from harness.backends import Prepared
+from harness.backends import Prepared, UnsupportedFeature
 
 SPEC = LSTMSpec(input_size=3, hidden_size=2)  # one layer, one direction: h0 and c0 are [1, B, 2]
 T, B = 4, 3
@@ -34,8 +34,8 @@ def framework_calls(prepared, monkeypatch):
     backend, _ = prepared
     calls = []
     for name in ("_run", "_forward_callable"):
-        monkeypatch.setattr(backend, name, lambda model, x, h0, c0, *, batch_first=False, name=name:
-                            calls.append((name, x, h0, c0)))
+        monkeypatch.setattr(backend, name, lambda model, x, h0, c0, *, batch_first=False, name=name, **lengths:
+                            calls.append((name, x, h0, c0, *lengths.values())))
     return calls
 
 
@@ -66,6 +66,11 @@ BAD = {  # what a careless caller passes -> (error, what the message must say)
     "NaN in x": (dict(x=_nan_x()), ValueError, r"^x: expected finite values, got 1 non-finite .*at index \(2, 1, 0\)"),
     "inf in c0": (dict(h0=_state(), c0=_state() * np.inf), ValueError, "^c0: expected finite values"),
     "a 2-D x": (dict(x=_x()[0]), ValueError, r"^x: expected a 3-D array \[T, B, input_size\], got shape \(3, 3\)"),
+    "float lengths": (dict(lengths=np.array([4.0, 2.0, 1.0])), TypeError, "^lengths: expected integers"),
+    "a zero length": (dict(lengths=[4, 0, 1]), ValueError, r"^lengths: .* got 0 at index 1: 0 \(an empty sequence"),
+    "a negative length": (dict(lengths=[4, 2, -1]), ValueError, "^lengths: .* got -1 at index 2: a negative length"),
+    "a length above T": (dict(lengths=[5, 2, 1]), ValueError, "^lengths: .* got 5 at index 0: more than the 4 steps"),
+    "lengths for another batch": (dict(lengths=[4, 2]), ValueError, r"^lengths: expected shape \(3,\)"),
 }
 
 
@@ -88,6 +93,20 @@ def test_one_state_without_the_other_is_the_zero_state(given, prepared, framewor
     (_, x, h0, c0), = framework_calls
     missing = c0 if given == "h0" else h0
     assert missing.shape == (1, B, 2) and missing.dtype == np.float32 and not missing.any()
+
+
+def test_lengths_reach_the_backend_as_int64_or_are_refused_as_unsupported(prepared, framework_calls):
+    backend, model = prepared
+    reason = backend.supports(SPEC, "float32", model.device, lengths=True)
+    if reason:  # said before its code runs, with the reason supports() gives
+        with pytest.raises(UnsupportedFeature, match="cannot run per-example sequence lengths"):
+            backend.run(model, _x(), lengths=[4, 2, 1])
+        assert framework_calls == []
+        return
+    backend.run(model, _x(), lengths=[4, 2, 1])
+    backend.run(model, _x())
+    (_, _, _, _, lengths), (_, _, _, _) = framework_calls  # passed only when given
+    assert lengths.dtype == np.int64 and lengths.tolist() == [4, 2, 1]
 
 
 def test_a_model_prepared_by_another_backend_is_refused(prepared, framework_calls):
