@@ -214,8 +214,7 @@ def test_lengths_are_data_to_the_jax_programs():
     from harness.backends import _jax
 
     for name in ("jax", "equinox", "flax"):
-        assert run_case(get_case("plain"), name, "float32").result.status == PASS
+        assert run_case(get_case("2layer"), name, "float32").result.status == PASS
         before = dict(_jax.TRACES)
-        for case in ("ragged", "ragged-full-length"):
-            assert run_case(get_case(case), name, "float32").result.status == PASS
+        assert run_case(get_case("ragged"), name, "float32").result.status == PASS
         assert _jax.TRACES == before, f"{name}: lengths retraced its program"

@@ -141,9 +141,8 @@ CASES: tuple[Case, ...] = (
     # Per-example lengths (right padding). Each reuses a case's spec, sizes and layout above, so a JAX backend
     # runs the program it compiled for that case (lengths are data). The order is not sorted: torch packs with
     # enforce_sorted=False, and a backend that sorts must put the batch back.
-    Case("ragged", _spec(), lengths=(4, 6, 2), about="a right-padded batch: each sequence stops at its length"),
-    Case("ragged-length-1", _spec(num_layers=2), lengths=(1, 6, 3),
-         about="a one-step example in a stacked LSTM: its h_n is the first step's output"),
+    Case("ragged", _spec(num_layers=2), lengths=(4, 6, 1),
+         about="a right-padded batch, stacked, with a one-step example: each sequence stops at its length"),
     Case("ragged-full-length", _spec(), lengths=(6, 6, 6),
          about="every length is T: the same numbers as without lengths (an ONNX node with sequence_lens = T)"),
     Case("ragged-bidirectional", _spec(bidirectional=True), batch_first=True, lengths=(3, 6, 1),
