@@ -350,7 +350,7 @@ def serve(conn, name: str, env: dict[str, str]) -> None:
         live[key] = backend.prepare(model, dtype, device)
         return key
 
-    def forward(key, x, h0, c0, batch_first, variant, lengths):
+    def forward(key, x, h0, c0, batch_first, variant, lengths=None):
         timed = backend.forward_callable(live[key], x, h0, c0, batch_first=batch_first, variant=variant,
                                          lengths=lengths)
         k = next(keys)
@@ -371,8 +371,8 @@ def serve(conn, name: str, env: dict[str, str]) -> None:
 
     ops = {
         "prepare": prepare,
-        "run": lambda key, x, h0, c0, batch_first, lengths: backend.run(live[key], x, h0, c0, batch_first=batch_first,
-                                                                        lengths=lengths),
+        "run": lambda key, x, h0, c0, batch_first, lengths=None: backend.run(
+            live[key], x, h0, c0, batch_first=batch_first, lengths=lengths),
         "forward": forward,
         "forward_call": forward_call,
         "forward_fetch": lambda key: live[key][0].fetch(live[key][1]),
