@@ -112,12 +112,12 @@ def pytest_collection_finish(session):
 # A backend that runs in a worker process (keras-<b> on another Keras backend than this process's) pays a
 # framework import there and, on JAX, a compilation per layer call: in a plain pytest it runs these
 # catalogue cases, which between them take every path its running code has (stacked, bidirectional, an
-# initial state or none, a bias or none, batch-first, the seed question's fixed weights, per-example lengths
-# through the pipe as a mask; folding is conversion, the same code for every keras-<b>, tested in
-# test_conversion.py); the rest of the catalogue, the size sweep and the negative controls on it are `slow`. The
-# same backend in its own process (KERAS_BACKEND=b) runs all of them, and `python -m harness run` always runs the
-# whole matrix.
-WORKER_CASES = ("bidirectional-2layer", "zero-initial-state", "no-bias", "batch-first", "seed-question", "ragged")
+# initial state or none, a bias or none, batch-first, the seed question's fixed weights; folding is
+# conversion, the same code for every keras-<b>, tested in test_conversion.py; per-example lengths through the
+# pipe: test_keras_backends.py); the rest of the catalogue, the size sweep and the negative controls on it are
+# `slow`. The same backend in its own process (KERAS_BACKEND=b) runs all of them, and `python -m harness run`
+# always runs the whole matrix.
+WORKER_CASES = ("bidirectional-2layer", "zero-initial-state", "no-bias", "batch-first", "seed-question")
 
 
 def _slow_in_a_worker(item) -> bool:

@@ -119,6 +119,24 @@ def _remote() -> backends.Backend:
     pytest.skip("skipped: no Keras backend here runs in a worker (none other than this process's is installed)")
 
 
+def test_lengths_reach_a_worker_as_a_mask():
+    """Per-example lengths cross the pipe (Backend.run -> the worker's run): the Keras layers in the worker carry
+    the last valid output past each length and stop their state there (one small layer on a cheap backend: the
+    ragged agreement cases run every keras-<b> in its own process, and in-process here)."""
+    remote = [n for n in ("keras-torch", "keras-tensorflow", "keras-jax")
+              if backends.get(n).installed() is None and not backends.get(n).in_process()]
+    if not remote:
+        pytest.skip("skipped: no Keras backend here runs in a worker (none other than this process's is installed)")
+    backend = backends.get(remote[0])
+    model = CanonicalLSTM.random(LSTMSpec(input_size=3, hidden_size=4), seed=1).rounded("float32")
+    x = model.random_inputs(2, 5, seed=2)[0].astype(np.float32)
+    lengths = np.array([2, 5])
+    actual = backend.run(backend.prepare(model, "float32", "cpu"), x, lengths=lengths)
+    expected = model.forward(x, lengths=lengths, padding="carry")
+    comparison = compare(model.spec, actual, expected, tolerance_for("float32"), lengths=lengths, padding="carry")
+    assert comparison.ok, comparison.message(f" ({backend.name} in its worker)")
+
+
 def test_an_error_in_the_worker_keeps_its_type_and_brings_its_traceback():
     backend = _remote()
     spec = LSTMSpec(input_size=2, hidden_size=3, bias="single")
