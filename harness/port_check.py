@@ -339,9 +339,8 @@ def _flax(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
     structure = runner.program_structure(spec)  # the backend's own compiled program, shared with its runs
     forward = _jax.compiled((*runner.program_key(), structure, False, dtype),
                             lambda: runner.build_forward(structure, False, dtype))
-    with _jax.dtype_scope(dtype):
-        args = _jax.put((weights, *xs), dtype, "cpu")
-        y, h_n, c_n = forward(*args)
+    with _jax.dtype_scope(dtype):  # the run's own arguments: lengths are data (T each here)
+        y, h_n, c_n = forward(_jax.put(weights, dtype, "cpu"), *_jax.inputs(spec, *xs, False, dtype, "cpu"))
     return LSTMOutput.of(y, h_n, c_n), how
 
 
