@@ -28,7 +28,7 @@ class FlaxBackend(_jax.JaxBackend):
         return {**super().environment(), "flax": flax.__version__, "cell": f"{self.framework}.{self.cell}"}
 
 
-def run_layers(layers: list[Callable], num_directions: int, x, h0, c0, lengths):
+def run_layers(layers: list[Callable], num_directions: int, x, h0, c0, lengths=None):
     """(y, h_n, c_n) of Flax RNN (or Bidirectional) layers run one after another, each called as
     layer(seq, initial_carry=..., seq_lengths=lengths) -> (carry, seq). Layer k starts from h0/c0[k * D + d];
     Flax carries (c, h), and a Bidirectional layer a (forward, backward) pair of them. With seq_lengths Flax
