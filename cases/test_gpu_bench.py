@@ -293,3 +293,15 @@ def test_a_dtype_or_device_the_harness_has_no_meaning_for_is_bad_input_not_unsup
         run_case(get_case("plain"), "torch", "int32")
     with pytest.raises(ValueError, match=r"device must be one of \('cpu', 'cuda'\), got 'gpu'"):
         run_case(get_case("plain"), "torch", "float32", "gpu")
+
+
+def test_op_names_read_kineto_events_or_fall_back_to_key_averages():
+    from types import SimpleNamespace
+
+    from harness.kernels import _op_names
+
+    event = SimpleNamespace(name=lambda: "aten::mkldnn_rnn_layer")
+    raw = SimpleNamespace(profiler=SimpleNamespace(kineto_results=SimpleNamespace(events=lambda: [event])))
+    assert _op_names(raw) == {"aten::mkldnn_rnn_layer"}
+    public = SimpleNamespace(key_averages=lambda: [SimpleNamespace(key="aten::lstm")])  # internals moved
+    assert _op_names(public) == {"aten::lstm"}
