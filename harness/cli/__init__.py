@@ -185,7 +185,8 @@ def pytest(args: list[str], env: dict[str, str] | None = None, log: Path | None 
     from harness import atomic
 
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
-    env = {**os.environ, **(env or {})}
+    # Its own session, not a pytest-xdist worker's: pytest-benchmark disables itself where it sees PYTEST_XDIST_WORKER.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}, **(env or {})}
     if log is None:
         print("$ " + " ".join(cmd), flush=True)
         return cmd, subprocess.run(cmd, cwd=root(), env=env).returncode
