@@ -205,7 +205,7 @@ class KerasBackend(Backend):
     def _prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
         import keras
 
-        spec = model.spec
+        spec = self.adapt(model).spec  # the exported parameters' (bias='none' + forget_bias: 'single')
         dtype = precision.dtype_name(dtype)
         # Half-precision weights travel as float32 (exact: they are rounded to the dtype already) and
         # are cast by the variables; zero initializers: the weights are overwritten, and the default

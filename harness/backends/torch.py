@@ -97,7 +97,7 @@ class TorchBackend(Backend):
     def _prepare(self, model: CanonicalLSTM, dtype="float32", device="cpu"):
         import torch
 
-        spec = model.spec
+        spec = self.adapt(model).spec  # the exported parameters' (bias='none' + forget_bias: 'single')
         native = self.export(model, dtype=np.float64)  # cast inside torch, once
         tdtype = getattr(torch, precision.dtype_name(dtype))
         lstm = torch.nn.LSTM(
