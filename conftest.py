@@ -7,6 +7,9 @@ Options (also usable from tox): --backend torch,keras  --device cpu,cuda  --dtyp
 
 GPU: `pytest -m gpu` runs the agreement cases on CUDA (the device is added when the -m expression
 names gpu); without a GPU every one of them is skipped with the reason.
+Slow runs (the 1000-seed run, every backend on long sequences) are skipped unless the -m expression names
+slow: `pytest -m slow`. Property-based tests (hypothesis) run the `ci` profile (a few examples per backend);
+`--hypothesis-profile thorough` (or HYPOTHESIS_PROFILE=thorough) runs many more.
 Benchmarks (cases/bench_*.py) run only with --bench; see cases/bench_forward.py and
 `python -m harness bench`, which runs one process per backend and precision mode.
 `slow` tests run only with -m slow (WORKER_CASES below says which agreement cases a backend running in a
@@ -29,6 +32,17 @@ if importlib.util.find_spec("torch") is not None:
 from harness import quiet
 
 quiet.environment()  # keep the frameworks' start-up chatter out of test output (set before TensorFlow loads)
+
+if importlib.util.find_spec("hypothesis") is not None:
+    from hypothesis import HealthCheck, settings
+
+    # deadline=None: a first call compiles (JAX, Keras), which is not slowness. Few examples by default: each runs
+    # every installed backend; `thorough` is the long search.
+    _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+                   print_blob=True)
+    settings.register_profile("ci", max_examples=2, database=None, **_common)
+    settings.register_profile("thorough", max_examples=200, **_common)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _csv(value: str) -> list[str]:
@@ -55,6 +69,8 @@ def pytest_addoption(parser):
                 help="write the benchmarks that could not run here (status, reason) as JSON to this path")
     g.addoption("--report", default="", metavar="DIR",
                 help="write the HTML reports into DIR (with results.jsonl, and bench.json when benchmarks ran)")
+    g.addoption("--flake-seeds", type=int, default=1000,
+                help="weight seeds per backend and dtype in the slow flake run (cases/test_flake.py; default 1000)")
 
 
 def _devices(config) -> list[str]:

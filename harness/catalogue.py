@@ -163,7 +163,19 @@ SIZE_SWEEP: tuple[Case, ...] = (
     Case("long-300-single", LSTMSpec(input_size=9, hidden_size=24, bias="single"), batch=1, steps=300, seed=104),
 )
 
-BY_NAME = {c.name: c for c in CASES + SIZE_SWEEP}
+# Long sequences and large cell states, where float32 rounding errors grow: the evidence behind the bound's
+# growth with the work (harness.compare.growth; `python -m harness measure --case large-cell-state-1000,...`)
+# and the long-sequence tests (cases/test_long_sequences.py). large-cell-state's spec (forget_bias 3: |c| ~ 10).
+LONG_SEQUENCES: tuple[Case, ...] = tuple(
+    Case(f"large-cell-state-{steps}", _spec(forget_bias=3.0), batch=2, steps=steps,
+         about=f"large-cell-state over {steps} steps: float32 errors grow with the length where |c| ~ 10")
+    for steps in (1000, 2000, 5000)
+) + (
+    Case("larger-cell-state-300", _spec(forget_bias=5.0), batch=2, steps=300,
+         about="forget_bias=5: |c| 30-110, float32 errors grow with |c|"),
+)
+
+BY_NAME = {c.name: c for c in CASES + SIZE_SWEEP + LONG_SEQUENCES}
 
 
 def get_case(name: str) -> Case:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backends
+from . import backends, conditioning
 from .canonical import CanonicalLSTM
 from .compare import Comparison, compare, output_paths, tolerance_for
 from .inputs import check_inputs, first_nonfinite
@@ -105,11 +105,13 @@ def check(src: Source, src_model: CanonicalLSTM, source: str, out: Source, out_m
     xs, origin = inputs_for(spec, inputs, dtype)
     expected = src_model.forward(*xs)
     tol = tolerance_for(dtype)
+    # a long --inputs or a large cell state widens the bound (harness.compare.growth), by SRC's oracle run
+    sensitivity = conditioning.sensitivity(src_model, xs, expected, dtype)
     oracle = Side("oracle(OUT)", "the float64 oracle on OUT's weights, as read back here",
-                  comparison=compare(spec, out_model.forward(*xs), expected, tol))
-    sides = [_side("SRC", source, src, spec, xs, dtype, expected, None) if fixed is None else
+                  comparison=compare(spec, out_model.forward(*xs), expected, tol, sensitivity=sensitivity))
+    sides = [_side("SRC", source, src, spec, xs, dtype, expected, None, sensitivity) if fixed is None else
              Side("SRC", source, skipped=f"it runs only with its fixed lengths {list(fixed)}"),
-             _side("OUT", target, out, out_model.spec, xs, dtype, expected, out_model), oracle]
+             _side("OUT", target, out, out_model.spec, xs, dtype, expected, out_model, sensitivity), oracle]
     echo(f"check: x {list(xs[0].shape)} ({origin}), {dtype}; bound |actual - expected| <= {tol.atol:g} + "
          f"{tol.rtol:g} |expected|; expected = the float64 oracle on SRC's weights as read here")
     for i, side in enumerate(sides, 1):
@@ -193,7 +195,7 @@ def stored_dtype(native) -> str:
 
 # The sides ----------------------------------------------------------------------------------------
 def _side(label: str, backend: str, source: Source, spec: LSTMSpec, xs, dtype: str, expected: LSTMOutput,
-          model: CanonicalLSTM | None) -> Side:
+          model: CanonicalLSTM | None, sensitivity: float) -> Side:
     """SRC (model None) or OUT run by `backend`'s framework from its file, compared with `expected`."""
     b = backends.get(backend)
     if b.reference:
@@ -203,7 +205,7 @@ def _side(label: str, backend: str, source: Source, spec: LSTMSpec, xs, dtype: s
         if model is None:
             return Side(label, backend, skipped=f"no loader of {backend}'s own is wired here: SRC is seen through "
                                                 "the harness's reading only")
-        return _through_backend(label, backend, model, xs, dtype, expected)
+        return _through_backend(label, backend, model, xs, dtype, expected, sensitivity)
     what, run = runner
     side = Side(label, f"{what} ({backend})")
     missing = b.installed()
@@ -221,11 +223,12 @@ def _side(label: str, backend: str, source: Source, spec: LSTMSpec, xs, dtype: s
         return side
     if how:
         side.what += f"; {how}"
-    side.comparison = compare(spec, actual, expected, tolerance_for(dtype))
+    side.comparison = compare(spec, actual, expected, tolerance_for(dtype), sensitivity=sensitivity)
     return side
 
 
-def _through_backend(label: str, backend: str, model: CanonicalLSTM, xs, dtype: str, expected) -> Side:
+def _through_backend(label: str, backend: str, model: CanonicalLSTM, xs, dtype: str, expected,
+                     sensitivity: float) -> Side:
     b = backends.get(backend)
     side = Side(label, f"{backend} running OUT's weights as read back here (no loader of its own wired here)")
     reason = b.installed() or b.supports(model.spec, dtype, "cpu")
@@ -238,7 +241,7 @@ def _through_backend(label: str, backend: str, model: CanonicalLSTM, xs, dtype: 
     except Exception as exc:
         side.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         return side
-    side.comparison = compare(model.spec, actual, expected, tolerance_for(dtype))
+    side.comparison = compare(model.spec, actual, expected, tolerance_for(dtype), sensitivity=sensitivity)
     return side
 
 

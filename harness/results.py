@@ -52,8 +52,9 @@ class Result:
     worst_index: list[int] = field(default_factory=list)
     worst_abs: float | None = None
     worst_ratio: float | None = None  # worst |a - e| / allowed: <= 1 passes
-    rtol: float | None = None
+    rtol: float | None = None  # the table's bound (harness.compare.tolerance_for)
     atol: float | None = None
+    widened: str = ""  # the bound applied instead, widened for a long run or a large cell state (compare.growth)
     folded: list[str] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
     reproduce: str = ""

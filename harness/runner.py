@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import backends, devices, precision
+from . import backends, conditioning, devices, precision
 from .canonical import CanonicalLSTM
 from .catalogue import Case
 from .compare import Comparison, Tolerance, compare, tolerance_for
@@ -115,8 +115,11 @@ def run_case(case: Case, backend_name: str, dtype: str = "float32", device: str 
         record.seconds = time.perf_counter() - start
         return Outcome(record)
     record.seconds = time.perf_counter() - start
+    sensitivity = conditioning.sensitivity(model, (x, h0, c0), expected, dtype, batch_first=case.batch_first,
+                                           lengths=case.length_array, padding=padding)
     comparison = compare(case.spec, actual, expected, tol, batch_first=case.batch_first, lengths=case.length_array,
-                         padding=padding)
+                         padding=padding, sensitivity=sensitivity)
+    record.widened = comparison.tolerance.widened  # rtol, atol stay the table's: the reports check them against it
     worst = comparison.worst
     record.worst_path, record.worst_index = worst.path, list(worst.worst_index)
     record.worst_abs, record.worst_ratio = worst.max_abs, worst.worst_ratio

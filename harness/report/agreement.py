@@ -100,6 +100,8 @@ class Cell:
         if r.worst_abs is not None:
             lines.append(f"worst |error| {r.worst_abs:.3g} = {r.worst_ratio:.3g} of the tolerance "
                          f"(rtol {r.rtol:g}, atol {r.atol:g}) in {r.worst_path} at index {tuple(r.worst_index)}")
+            if r.widened:
+                lines.append(f"bound widened: {r.widened}")
         if r.folded:
             lines.append("folded: " + ", ".join(r.folded))
         if r.status not in (PASS,):
