@@ -40,7 +40,7 @@ if importlib.util.find_spec("hypothesis") is not None:
     # every installed backend; `thorough` is the long search.
     _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
                    print_blob=True)
-    settings.register_profile("ci", max_examples=2, database=None, **_common)
+    settings.register_profile("ci", max_examples=1, database=None, **_common)
     settings.register_profile("thorough", max_examples=200, **_common)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -59,15 +59,16 @@ def test_the_oracle_passes_its_own_long_run_exactly(oracle_2000):
     assert result.ok and result.worst.max_abs == 0.0
 
 
-@pytest.mark.parametrize("mistake", UNIDIRECTIONAL_MISTAKES, ids=[m.name for m in UNIDIRECTIONAL_MISTAKES])
+@pytest.mark.parametrize("mistake", UNIDIRECTIONAL_MISTAKES, ids=[m.mistake for m in UNIDIRECTIONAL_MISTAKES])
 def test_the_porting_mistakes_fail_over_2000_steps(mistake, oracle_2000):
     """Each mistake, made by the oracle itself on the long case (its spec has both biases and forget_bias 3), fails
     under the widened bound, at the output the mistake touches."""
     case, model, inputs, expected, sensitivity = oracle_2000
-    subject = mistake.model_hook(model.copy()) if mistake.model_hook else model
+    hooks = mistake.hooks
+    subject = hooks["model_hook"](model.copy()) if hooks["model_hook"] else model
     actual = subject.forward(*inputs)
-    if mistake.output_hook:
-        actual = mistake.output_hook(actual)
+    if hooks["output_hook"]:
+        actual = hooks["output_hook"](actual)
     result = compare(case.spec, actual, expected, tolerance_for("float32"), sensitivity=sensitivity)
     assert not result.ok
     assert any(p.path.startswith(mistake.caught_at) for p in result.paths if p.mismatched or p.error)
@@ -83,13 +84,13 @@ def test_every_backend_agrees_over_long_sequences(long_case, backend_name, dtype
 
 @pytest.mark.slow
 @pytest.mark.parametrize("steps", [1000, 5000])
-@pytest.mark.parametrize("mistake", MISTAKES, ids=[m.name for m in MISTAKES])
+@pytest.mark.parametrize("mistake", MISTAKES, ids=[m.mistake for m in MISTAKES])
 def test_every_mistake_fails_on_every_backend_at_every_length(mistake, steps, backend_name):
     """Unidirectional mistakes on large-cell-state's spec; the bidirectional ones on their own case's spec."""
     base = get_case(mistake.case)
     spec = base.spec if base.spec.bidirectional or mistake.case == "bidirectional-2layer" else None
     case = long(get_case("large-cell-state") if spec is None else base, steps, spec)
-    outcome = run_case(case, backend_name, "float32", model_hook=mistake.model_hook, output_hook=mistake.output_hook)
+    outcome = run_case(case, backend_name, "float32", **mistake.hooks)
     r = _ran(outcome.result)
-    assert r.status == FAIL, f"{mistake.name} at T = {steps} on {backend_name} was not caught: {r.reason}"
+    assert r.status == FAIL, f"{mistake.mistake} at T = {steps} on {backend_name} was not caught: {r.reason}"
     assert any(p.path.startswith(mistake.caught_at) for p in outcome.comparison.paths if p.mismatched or p.error)

@@ -44,8 +44,9 @@ class Recording(Backend):
     def installed(self) -> str | None:
         return self.not_installed or None
 
-    def supports(self, spec: LSTMSpec, dtype: str = "float32", device: str = "cpu") -> str | None:
-        return self.unsupported or super().supports(spec, dtype, device)
+    def supports(self, spec: LSTMSpec, dtype: str = "float32", device: str = "cpu", *,
+                 lengths: bool = False) -> str | None:
+        return self.unsupported or super().supports(spec, dtype, device, lengths=lengths)
 
     def device_missing(self, device: str) -> str | None:
         return (self.missing_device or None) if device != "cpu" else None
