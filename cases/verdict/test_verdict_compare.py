@@ -203,3 +203,62 @@ def test_a_bound_measured_over_a_larger_cell_state_widens_only_past_it():
     assert wide.for_work(100, 15.0) is wide
     assert wide.for_work(100, 40.0).atol == 2 * wide.atol and wide.for_work(100, 40.0).rtol == wide.rtol
     assert growth(300, 40.0, 20.0) == (2.0, 4.0) and growth(300, 40.0) == (2.0, 40.0)
+
+
+# Per-example lengths: y at padded steps by the backend's convention --------------------------------------
+def _ragged(batch_first=False):
+    spec = LSTMSpec(input_size=1, hidden_size=2)
+    y = np.zeros((2, 3, 2) if batch_first else (3, 2, 2))
+    return spec, LSTMOutput(y, np.zeros((1, 2, 2)), np.zeros((1, 2, 2)))
+
+
+def test_padded_steps_mark_the_steps_past_each_examples_length():
+    from harness.compare import padded_steps
+
+    np.testing.assert_array_equal(padded_steps([1, 3], 3), [[False, False], [True, False], [True, False]])
+    np.testing.assert_array_equal(padded_steps([1, 3], 3, batch_first=True), [[False, True, True], [False] * 3])
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_undefined_padding_is_left_out_and_counted(batch_first):
+    spec, exp = _ragged(batch_first)
+    y = exp.y.copy()
+    pad = (0, 1) if batch_first else (1, 0)  # example 0 (length 1) at step 1
+    y[pad] += 5.0
+    result = compare(spec, exp._replace(y=y), exp, TOL, batch_first=batch_first, lengths=[1, 3], padding="undefined")
+    assert result.ok and result.padding == "undefined"
+    assert [p.excluded for p in result.paths] == [4, 0, 0]  # 2 padded steps x 2 units of y; never h_n or c_n
+    valid = exp.y.copy()
+    valid[(0, 0) if batch_first else (0, 0)] += 5.0  # example 0 at step 0: valid
+    assert not compare(spec, exp._replace(y=valid), exp, TOL, batch_first=batch_first, lengths=[1, 3],
+                       padding="undefined").ok
+
+
+@pytest.mark.parametrize("padding", ["zeros", "carry"])
+def test_a_convention_of_zeros_or_carry_is_compared_at_padded_steps(padding):
+    spec, exp = _ragged()
+    y = exp.y.copy()
+    y[2, 0, 1] += 5.0  # example 0 (length 1) at step 2: padding
+    y[0, 1, 0] += 5.0  # example 1 at step 0: valid
+    result = compare(spec, exp._replace(y=y), exp, TOL, lengths=[1, 3], padding=padding)
+    assert not result.ok and result.padding == padding
+    (p,) = [p for p in result.paths if p.mismatched]
+    assert (p.path, p.mismatched, p.padded_mismatched, p.excluded) == ("y", 2, 1, 0)
+
+
+def test_padding_never_excuses_the_final_states():
+    spec, exp = _ragged()
+    result = compare(spec, exp._replace(c_n=exp.c_n + 1.0), exp, TOL, lengths=[1, 3], padding="undefined")
+    assert not result.ok and [p.path for p in result.paths if p.mismatched] == ["c_n[layer=0, direction=forward]"]
+
+
+def test_without_lengths_there_is_no_padding():
+    spec, exp = _ragged()
+    result = compare(spec, exp, exp, TOL, padding="undefined")
+    assert result.padding is None and all(p.excluded == 0 and p.padded_mismatched == 0 for p in result.paths)
+
+
+def test_an_unknown_padding_convention_is_refused():
+    spec, exp = _ragged()
+    with pytest.raises(ValueError):
+        compare(spec, exp, exp, TOL, lengths=[1, 3], padding="garbage")
