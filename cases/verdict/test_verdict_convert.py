@@ -298,3 +298,14 @@ def test_the_sensitivity_widens_the_file_runners_comparisons_too(source, target,
     monkeypatch.setattr(conditioning, "sensitivity", lambda *a, **kw: 1e-3)
     run_check(source, source.rounded("float32"), target(Recording()), src_name="stand-in")
     assert [c.tolerance.atol for c in comparisons] == [10 * 1e-3] * 3  # SRC's, OUT's and the oracle on OUT's
+
+
+def test_a_src_with_fixed_lengths_is_checked_on_full_sequences_and_says_so(source):
+    from dataclasses import replace
+
+    fixed = replace(source, fixed_lengths=(6, 2, 4))
+    ok, text = run_check(fixed, replace(source.rounded("float32"), fixed_lengths=(6, 2, 4)))
+    assert ok is True
+    assert "check: SRC fixes its sequence lengths to [6, 2, 4]" in text
+    assert "[1] SRC: numpy -- skipped: it runs only with its fixed lengths [6, 2, 4]" in text
+    assert run_check(fixed, wrong(source.rounded("float32")))[0] is False

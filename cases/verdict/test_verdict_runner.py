@@ -268,3 +268,51 @@ def test_a_dtype_numpy_cannot_hold_here_is_not_installed(monkeypatch):
     r = run(backend, dtype="bfloat16").result
     assert (r.status, r.reason, r.dtype) == (NOT_INSTALLED, "dtype bfloat16 needs ml_dtypes", "bfloat16")
     assert not backend.prepared and run(Recording(), dtype="float32").result.status == PASS
+
+
+# Per-example lengths -------------------------------------------------------------------------------------------
+RAGGED = get_case("ragged")  # 2 layers, lengths (4, 6, 1) of 6 steps
+
+
+@pytest.mark.parametrize("padding", ["zeros", "carry", "undefined"])
+def test_a_ragged_batch_runs_with_its_lengths_and_the_backends_padding(padding):
+    from dataclasses import replace
+
+    backend = Recording(capabilities=replace(Recording.capabilities, lengths=padding))
+    outcome = run(backend, RAGGED)
+    r = outcome.result
+    assert r.status == PASS and outcome.comparison.padding == padding
+    np.testing.assert_array_equal(backend.lengths[0], [4, 6, 1])
+    model, inputs, expected = oracle_for(RAGGED, "float32", padding=padding)
+    for exp, got in zip(outcome.expected, expected):
+        np.testing.assert_array_equal(exp, got)  # the oracle computed y's padded steps by that convention
+    assert f"lengths [4, 6, 1] (padding {padding})" in r.reason
+    assert run(Recording(capabilities=replace(Recording.capabilities, lengths=padding))).result.status == PASS
+
+
+def test_padded_steps_are_held_to_the_convention_unless_it_is_undefined():
+    from dataclasses import replace
+
+    def garbage_at_padding(out):
+        y = np.array(out.y)
+        y[5, 2] += 1.0  # example 2 (length 1) at step 5: padding
+        return out._replace(y=y)
+    for padding, status in (("zeros", FAIL), ("undefined", PASS)):
+        backend = Recording(garbage_at_padding, capabilities=replace(Recording.capabilities, lengths=padding))
+        assert run(backend, RAGGED).result.status == status, padding
+
+
+def test_a_backend_without_lengths_is_unsupported_for_a_ragged_batch():
+    from dataclasses import replace
+
+    backend = Recording(capabilities=replace(Recording.capabilities, lengths=None))
+    r = run(backend, RAGGED).result
+    assert r.status == UNSUPPORTED and "lengths" in r.reason and not backend.prepared
+    assert run(Recording(capabilities=replace(Recording.capabilities, lengths=None))).result.status == PASS
+    assert backend.lengths == [] and Recording().lengths == []
+
+
+def test_a_run_without_lengths_hands_none():
+    backend = Recording()
+    run(backend)
+    assert backend.lengths == [None]

@@ -17,7 +17,8 @@ from harness.outputs import LSTMOutput
 from harness.spec import LSTMSpec
 
 EVERYTHING = Capabilities(double_bias=True, forget_bias=True, projection=True, peephole=True, cell_clip=True,
-                          proj_clip=True, dtypes=("float32", "float64", "float16", "bfloat16"), devices=("cpu", "cuda"))
+                          proj_clip=True, dtypes=("float32", "float64", "float16", "bfloat16"), devices=("cpu", "cuda"),
+                          lengths="zeros")
 
 
 class Recording(Backend):
@@ -40,6 +41,7 @@ class Recording(Backend):
         self.kernel = kernel or {}
         self.prepared: list[tuple[CanonicalLSTM, str, str]] = []  # (model, dtype, device) per prepare
         self.inputs: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]] = []  # per run
+        self.lengths: list[np.ndarray | None] = []  # per run: the lengths it was handed
 
     def installed(self) -> str | None:
         return self.not_installed or None
@@ -64,11 +66,13 @@ class Recording(Backend):
         self.prepared.append((model, dtype, device))
         return model
 
-    def _run(self, model: CanonicalLSTM, x, h0, c0, *, batch_first=False) -> LSTMOutput:
+    def _run(self, model: CanonicalLSTM, x, h0, c0, *, batch_first=False, lengths=None) -> LSTMOutput:
         self.inputs.append((x, h0, c0, batch_first))
+        self.lengths.append(lengths)
         if self.raises is not None:
             raise self.raises
-        out = model.forward(x, h0, c0, batch_first=batch_first)
+        out = model.forward(x, h0, c0, batch_first=batch_first, lengths=lengths,
+                            padding=self.capabilities.lengths if lengths is not None else "zeros")
         return self.transform(out) if self.transform else out
 
     @contextlib.contextmanager
