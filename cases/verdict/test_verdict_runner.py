@@ -316,3 +316,19 @@ def test_a_run_without_lengths_hands_none():
     backend = Recording()
     run(backend)
     assert backend.lengths == [None]
+
+
+def test_the_sensitivity_of_a_ragged_run_is_taken_with_its_lengths_and_padding():
+    """An ill-conditioned long ragged run (seed 60, lengths 1000 and 100, carry): the floor under atol is the
+    oracle's sensitivity on the same lengths and convention, not on full sequences (which move by ~1)."""
+    from dataclasses import replace
+
+    case = Case("ill-conditioned-ragged", get_case("large-cell-state").spec, batch=2, steps=1000, seed=60,
+                lengths=(1000, 100))
+    backend = Recording(capabilities=replace(Recording.capabilities, lengths="carry"))
+    outcome = run(backend, case)
+    model, inputs, expected = oracle_for(case, "float32", padding="carry")
+    sensitivity = conditioning.sensitivity(model, inputs, expected, "float32", lengths=case.length_array,
+                                           padding="carry")
+    assert outcome.result.status == PASS and set(map(id, backend.padding_asked)) == {id(case.spec)}
+    assert 1e-3 < sensitivity < 1e-2 and outcome.comparison.tolerance.atol == 10 * sensitivity

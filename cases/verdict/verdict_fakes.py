@@ -42,6 +42,7 @@ class Recording(Backend):
         self.prepared: list[tuple[CanonicalLSTM, str, str]] = []  # (model, dtype, device) per prepare
         self.inputs: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]] = []  # per run
         self.lengths: list[np.ndarray | None] = []  # per run: the lengths it was handed
+        self.padding_asked: list[LSTMSpec] = []  # the specs padding() was asked about
 
     def installed(self) -> str | None:
         return self.not_installed or None
@@ -55,6 +56,10 @@ class Recording(Backend):
 
     def environment(self) -> dict[str, str]:
         return {"recording": "1"}
+
+    def padding(self, spec: LSTMSpec) -> str:
+        self.padding_asked.append(spec)
+        return super().padding(spec)
 
     def to_native(self, model: CanonicalLSTM, dtype) -> CanonicalLSTM:
         return model.rounded(dtype)
