@@ -72,10 +72,10 @@ def test_an_out_that_holds_src_passes_exactly(source, comparisons):
     assert ok is True and max(p.max_abs for p in comparisons[-1].paths) == 0.0
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_an_out_that_differs_from_src_fails(source, dtype):
+@pytest.mark.parametrize("dt", ["float32", "float64"])
+def test_an_out_that_differs_from_src_fails(source, dt):
     """The expected outputs come from SRC: computed from OUT, a wrong OUT would agree with itself."""
-    ok, text = run_check(source, wrong(source.rounded(dtype)), out_dtype=dtype)
+    ok, text = run_check(source, wrong(source.rounded(dt)), out_dtype=dt)
     assert ok is False and "check: DISAGREE" in text
 
 

@@ -35,21 +35,21 @@ def run(backend, case=CASE, dtype="float32", device="cpu", **kw):
 
 
 # The identical-inputs promise -------------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_the_oracle_and_the_backend_see_the_same_rounded_inputs(dtype):
+@pytest.mark.parametrize("dt", ["float32", "float16"])
+def test_the_oracle_and_the_backend_see_the_same_rounded_inputs(dt):
     model64 = CASE.model()
     x64, h64, c64 = CASE.inputs(model64)
     backend = Recording()
-    outcome = run(backend, dtype=dtype)
+    outcome = run(backend, dtype=dt)
     (x, h0, c0, batch_first), = backend.inputs
     for got, full in ((x, x64), (h0, h64), (c0, c64)):
-        assert got.dtype == np.dtype(dtype)
-        np.testing.assert_array_equal(got, full.astype(dtype))  # what the backend was handed: the rounded inputs
+        assert got.dtype == np.dtype(dt)
+        np.testing.assert_array_equal(got, full.astype(dt))  # what the backend was handed: the rounded inputs
     assert not np.array_equal(x.astype(np.float64), x64)  # (rounding changed them: the check above has teeth)
-    model, (ox, oh, oc), expected = oracle_for(CASE, dtype)
+    model, (ox, oh, oc), expected = oracle_for(CASE, dt)
     for got, used in ((x, ox), (h0, oh), (c0, oc)):
         np.testing.assert_array_equal(got.astype(np.float64), used)  # ... and the oracle ran on the same numbers
-    assert model == CASE.model().rounded(dtype)
+    assert model == CASE.model().rounded(dt)
     for exp, again in zip(outcome.expected, model.forward(ox, oh, oc)):
         np.testing.assert_array_equal(exp, again)
     # The backend computes as the oracle does (float64 on the same numbers): only identical inputs give 0 error.
@@ -212,10 +212,10 @@ def test_a_device_missing_elsewhere_does_not_stop_a_cpu_run():
     assert run(Recording(missing_device="no CUDA device"), device="cpu").result.status == PASS
 
 
-@pytest.mark.parametrize("dtypes, dtype", [(("float32",), "float64"), (("float64",), "float32")])
-def test_a_dtype_the_backend_lacks_is_unsupported_naming_it(dtypes, dtype):
-    r = run(Recording(capabilities=Capabilities(dtypes=dtypes)), dtype=dtype).result
-    assert r.status == UNSUPPORTED and dtype in r.reason
+@pytest.mark.parametrize("dtypes, dt", [(("float32",), "float64"), (("float64",), "float32")])
+def test_a_dtype_the_backend_lacks_is_unsupported_naming_it(dtypes, dt):
+    r = run(Recording(capabilities=Capabilities(dtypes=dtypes)), dtype=dt).result
+    assert r.status == UNSUPPORTED and dt in r.reason
 
 
 def test_a_device_the_backend_lacks_is_unsupported_naming_it():

@@ -40,11 +40,11 @@ def test_the_rules_own_evidence_sits_beside_it():
     assert "5000:" in compare.GROWTH_EVIDENCE and "forget_bias 5" in compare.GROWTH_EVIDENCE
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16", np.float32, np.dtype("float64")])
-def test_each_dtype_gets_its_own_cpu_row(dtype):
-    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
-    assert tolerance_for(dtype) is TOLERANCES[(name, "exact")]
-    assert tolerance_for(dtype, "exact", "torch", "cpu") is TOLERANCES[(name, "exact")]
+@pytest.mark.parametrize("dt", ["float32", "float64", "float16", "bfloat16", np.float32, np.dtype("float64")])
+def test_each_dtype_gets_its_own_cpu_row(dt):
+    name = np.dtype(dt).name if not isinstance(dt, str) else dt
+    assert tolerance_for(dt) is TOLERANCES[(name, "exact")]
+    assert tolerance_for(dt, "exact", "torch", "cpu") is TOLERANCES[(name, "exact")]
 
 
 def test_a_gpu_run_gets_the_gpu_rows():
@@ -53,15 +53,15 @@ def test_a_gpu_run_gets_the_gpu_rows():
     assert tolerance_for("float32", "tf32", device="cuda").atol > tolerance_for("float32", device="cuda").atol
 
 
-@pytest.mark.parametrize("dtype, mode, device", [("float32", "tf32", "cpu"), ("int32", "exact", "cpu"),
-                                                 ("float64", "tf32", "cuda")])
-def test_a_combination_without_a_bound_is_a_key_error_saying_how_to_measure_it(dtype, mode, device):
+@pytest.mark.parametrize("dt, precision_mode, on", [("float32", "tf32", "cpu"), ("int32", "exact", "cpu"),
+                                                    ("float64", "tf32", "cuda")])
+def test_a_combination_without_a_bound_is_a_key_error_saying_how_to_measure_it(dt, precision_mode, on):
     with pytest.raises((KeyError, ValueError)) as info:
-        tolerance_for(dtype, mode, device=device)
+        tolerance_for(dt, precision_mode, device=on)
     if info.type is KeyError:
         message = info.value.args[0]
-        assert f"dtype={dtype!r}, precision={mode!r}" in message
-        assert f"python -m harness measure --device {device} --dtype {dtype} --precision {mode}" in message
+        assert f"dtype={dt!r}, precision={precision_mode!r}" in message
+        assert f"python -m harness measure --device {on} --dtype {dt} --precision {precision_mode}" in message
 
 
 def test_a_backend_row_wins_for_that_backend_only(monkeypatch):
