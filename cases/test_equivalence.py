@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from harness import CanonicalLSTM, LSTMSpec, UnsupportedFeature, assert_equivalent, backends, convert, mistakes
+from harness.compare import tolerance_for
 from installed import needs, one_torch_thread  # noqa: F401  (an autouse fixture)
 
 SPEC = LSTMSpec(input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
@@ -213,7 +214,7 @@ def test_a_forward_function_and_the_bound(model):
         y, h_n, c_n = model.forward(x, h0, c0)
         return y + 1e-9, h_n, c_n
 
-    with pytest.raises(AssertionError, match=r"up to 1e-13 allowed"):
+    with pytest.raises(AssertionError, match=rf"up to {tolerance_for('float64').atol:g} allowed"):
         assert_equivalent(model, nudged)
     assert assert_equivalent(model, nudged, atol=1e-8).tolerance.evidence == "given by the caller (rtol/atol)"
     with pytest.raises(TypeError, match="a: the oracle runs on a's weights, and a function holds none"):

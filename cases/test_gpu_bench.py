@@ -241,9 +241,9 @@ def test_benchmarks_stay_out_of_a_plain_pytest():
         return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--backend", "torch", *args],
                               cwd=ROOT, capture_output=True, text=True, timeout=300).stdout
 
-    others = "--ignore-glob=cases/test_*.py"  # collect cases/ as a plain run would, less the test modules
-    assert "no tests collected" in pytest_("--co", "-q", others)
-    assert "bench_forward.py::test_forward[cpu-float32-B64-T100-I512-H512-torch]" in pytest_("--co", "-q", others, "--bench")
+    others = ("--ignore-glob=cases/test_*.py", "--ignore-glob=cases/*/test_*.py")  # cases/ less the test modules
+    assert "no tests collected" in pytest_("--co", "-q", *others)
+    assert "bench_forward.py::test_forward[cpu-float32-B64-T100-I512-H512-torch]" in pytest_("--co", "-q", *others, "--bench")
     explicit = pytest_("-q", "-rs", "-k", "steps-B16-T1-", "cases/bench_forward.py")
     assert "benchmarks run only with --bench" in explicit and " passed" not in explicit
 
