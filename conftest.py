@@ -24,12 +24,11 @@ import re
 
 import pytest
 
-# Import order: torch before tensorflow (Keras's own test suite does this to avoid a crash seen
-# elsewhere when TF loads first). Both are imported at most once per process.
-if importlib.util.find_spec("torch") is not None:
-    import torch  # noqa: F401
+from harness import import_order, quiet
 
-from harness import quiet
+# torch before tensorflow (Keras's own test suite does this to avoid a crash seen elsewhere when TF loads first),
+# imported when TensorFlow first is. Each framework is imported at most once per process.
+import_order.torch_before_tensorflow()
 
 quiet.environment()  # keep the frameworks' start-up chatter out of test output (set before TensorFlow loads)
 

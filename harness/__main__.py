@@ -40,10 +40,9 @@ from harness import quiet
 
 quiet.environment()  # the frameworks' logging switches, before any of them is imported (as in conftest.py)
 
-import importlib.util  # noqa: E402
+from harness import import_order  # noqa: E402
 
-if importlib.util.find_spec("torch") is not None:  # torch before tensorflow, as in conftest.py
-    import torch  # noqa: F401
+import_order.torch_before_tensorflow()  # as in conftest.py: torch is imported when TensorFlow first is
 
 from harness.cli import bench, convert, diagnose, gpu, listing, measure, report, run  # noqa: E402
 
