@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import backends, catalogue, extras, quiet
+from harness import backends, catalogue, extras, machine_load, quiet
 from harness.__main__ import build_parser, main
 from harness.cli import matrix
 from harness.results import PASS, Result
@@ -114,14 +114,34 @@ class FakeBenchProcess:
         return ["pytest", *args], self.returncode
 
 
+def machine_state(foreign_cpu_s: float):
+    """Stands in for machine_load.sample (which sleeps a second to watch the machine): a 1 s sample on 2 cores
+    in which other processes used `foreign_cpu_s` of CPU."""
+    def sample(seconds: float = 1.0) -> machine_load.ForeignCPU:
+        return machine_load.ForeignCPU(cpus={0, 1}, wall_s=seconds, own_cpu_s=0.0, foreign_cpu_s=foreign_cpu_s * seconds)
+    return sample
+
+
 @pytest.fixture
 def fake_bench(monkeypatch):
+    monkeypatch.setattr(machine_load, "sample", machine_state(0.0))  # a quiet machine, without the second's wait
+
     def install(**kw) -> FakeBenchProcess:
         fake = FakeBenchProcess(**kw)
         monkeypatch.setattr("harness.cli.bench.pytest", fake)
         monkeypatch.setattr("harness.cli.gpu.pytest", fake)
         return fake
     return install
+
+
+@pytest.mark.parametrize(("foreign", "warned"), [(0.1, False), (1.5, True)])
+def test_bench_warns_before_it_starts_on_a_busy_machine(fake_bench, earlier_json, capsys, monkeypatch,
+                                                        foreign, warned):
+    monkeypatch.setattr(machine_load, "sample", machine_state(foreign))
+    fake = fake_bench()
+    assert exits(["bench", "--backend", "torch", "--out", str(earlier_json)]) == 0 and fake.calls
+    err = capsys.readouterr().err
+    assert ("warning: the machine is busy: other processes kept 1.50 of this process's 2 cores busy" in err) is warned
 
 
 @pytest.fixture
