@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -146,9 +148,19 @@ def test_pytest_m_gpu_selects_the_cuda_cases():
     ("--precision", "fast", "--precision: precision mode must be one of"),
     ("--backend", "nope", "--backend: unknown backend 'nope'")])
 def test_a_bad_pytest_option_is_a_usage_error_naming_it(option, value, message):
-    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", "-q", option, value,
+    from conftest import _check_options
+
+    given = {"--backend": "", "--dtype": "float32", "--device": "cpu", "--precision": "exact", option: value}
+    with pytest.raises(pytest.UsageError, match=f"^{re.escape(message)}"):
+        _check_options(SimpleNamespace(getoption=given.__getitem__))
+    _check_options(SimpleNamespace(getoption={**given, option: ""}.__getitem__))  # without the typo: accepted
+
+
+def test_pytest_stops_on_a_bad_option_with_a_usage_error():
+    """The check above, as pytest runs it: exit status 4 and the message, before any test is collected."""
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", "-q", "--device", "tpu",
                           "cases/test_agreement.py"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 4 and f"ERROR: {message}" in out.stderr, out.stdout[-2000:] + out.stderr[-2000:]
+    assert out.returncode == 4 and "ERROR: --device: device must be one of" in out.stderr, out.stdout[-2000:] + out.stderr[-2000:]
 
 # The kernel that ran -----------------------------------------------------------------------
 @pytest.mark.parametrize(("case_name", "kernel"), [("plain", "oneDNN (aten::mkldnn_rnn_layer)"),
