@@ -182,3 +182,33 @@ def test_a_worker_that_dies_is_reported_and_the_next_request_starts_another():
     assert worker.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # gone (reaped by stop)
+
+
+@pytest.mark.parametrize(("environment", "keras_json", "expected"), [
+    ({}, None, "tensorflow"),  # no keras.json (Keras writes one): its default
+    ({}, '{"backend": "jax"}', "jax"),
+    ({}, '{"floatx": "float32"}', "tensorflow"),
+    ({}, "not json", "tensorflow"),
+    ({"KERAS_BACKEND": "torch"}, '{"backend": "jax"}', "torch"),  # the variable decides over the file
+    ({"KERAS_BACKEND": ""}, '{"backend": "jax"}', "jax"),  # an empty one does not
+])
+def test_the_configured_keras_backend_is_the_one_keras_chooses(tmp_path, monkeypatch, environment, keras_json,
+                                                                expected):
+    """configured_keras_backend (read without importing Keras) against Keras's own config.py, run afresh here
+    under the same KERAS_HOME, keras.json and KERAS_BACKEND."""
+    import runpy
+
+    installed("keras")  # its config.py is what decides
+    import keras.src.backend.config as keras_config
+
+    from harness.backends.keras import configured_keras_backend
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    if keras_json is not None:
+        (tmp_path / "keras.json").write_text(keras_json)
+    ours = configured_keras_backend()
+    theirs = runpy.run_path(keras_config.__file__)["_BACKEND"]
+    assert ours == theirs == expected

@@ -18,16 +18,25 @@ from harness.compare import compare, tolerance_for
 from harness.outputs import LSTMOutput
 from clip_counts import record_clips
 
-_reason = backends.get("tf1").installed()
-if _reason:
-    pytest.skip(f"not installed: {_reason}", allow_module_level=True)
+from harness.backends import tf1
 
-import tensorflow as tf  # noqa: E402
+# TensorFlow, its v1 API and TF1's cells: imported by the fixture below when the first test runs, not when the
+# module is collected (a plain collection, or a pytest-xdist worker sent no test from here, never loads TF).
+tf = v1 = rc = None
 
-from harness.backends import tf1  # noqa: E402
 
-rc = __import__(tf1.LEGACY_CELLS, fromlist=["LSTMCell"])
-v1 = tf.compat.v1
+@pytest.fixture(scope="module", autouse=True)
+def tensorflow():
+    global tf, v1, rc
+    reason = backends.get("tf1").installed()
+    if reason:
+        pytest.skip(f"not installed: {reason}")
+    import tensorflow as tf
+
+    rc = __import__(tf1.LEGACY_CELLS, fromlist=["LSTMCell"])
+    v1 = tf.compat.v1
+
+
 pytestmark = pytest.mark.filterwarnings("ignore:.*(is deprecated|add_variable):UserWarning")  # the TF1 API says so
 
 FULL = dict(peephole=True, proj_size=4, cell_clip=0.5, proj_clip=0.1)  # clips measured to bind: see the catalogue
