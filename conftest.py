@@ -26,6 +26,18 @@ import pytest
 
 from harness import import_order, quiet
 
+# A pytest-xdist worker (-n N) shares the cores with N - 1 others: each framework gets its share of threads, set
+# before any of them is imported (a value the user set wins). Without this, torch's OpenMP pool, XLA's Eigen pool
+# and TensorFlow's pools, each sized for the whole machine, spin against the other workers: measured on 2 cores,
+# -n 2 used 269 s of CPU for the 167 s a single process uses.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _share = str(max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ.setdefault(_name, _share)
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    # XLA is left alone: --xla_cpu_multi_thread_eigen=false changes the program XLA builds, and compiling
+    # took 1.5x the CPU time with it (measured: Flax's agreement cases, 14.3 s against 9.3 s).
+
 # torch before tensorflow (Keras's own test suite does this to avoid a crash seen elsewhere when TF loads first),
 # imported when TensorFlow first is. Each framework is imported at most once per process.
 import_order.torch_before_tensorflow()
@@ -84,9 +96,28 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: runs on a CUDA device (--device cuda, or -m gpu)")
     config.addinivalue_line("markers", "bench: a benchmark; runs only with --bench")
     config.addinivalue_line("markers", "slow: a long run, not in the default pytest (pytest -m slow runs it)")
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs the tests of one group in one process")
     config._lstm_results = []
     config._lstm_not_run = []  # benchmarks that could not run here, with the status and reason
     _check_options(config)
+    _check_parallel(config)
+
+
+def _xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput")  # a pytest-xdist worker process (-n N): the controller writes the files
+
+
+def _check_parallel(config):
+    """pytest-xdist (-n N): the benchmarks need one process, and the agreement tests of one backend stay together."""
+    if not getattr(config.option, "numprocesses", None):
+        return
+    if config.getoption("--bench") and not _xdist_worker(config):
+        raise pytest.UsageError("--bench: benchmarks are timed in one process (pytest-benchmark turns itself off "
+                                "under pytest-xdist): drop -n, or run python -m harness bench")
+    # xdist's default: honour the xdist_group marks (group_by_backend). Set in the controller (its scheduler) and
+    # in each worker (which parses the same command line, and names each grouped test's group in its id).
+    if config.option.dist == "load":
+        config.option.dist, config.option.loadgroup = "loadgroup", True
 
 
 def _check_options(config):
@@ -117,8 +148,8 @@ def pytest_collection_finish(session):
     another Keras backend: its worker process imports while the first tests run)."""
     from harness import backends
 
-    if session.config.option.collectonly:
-        return
+    if session.config.option.collectonly or _xdist_worker(session.config):
+        return  # an xdist worker runs only the tests it is sent: a backend starts when its first one runs
     for name in dict.fromkeys(item.callspec.params["backend_name"] for item in session.items
                               if "backend_name" in getattr(getattr(item, "callspec", None), "params", {})):
         backends.get(name).start_in_background()
@@ -135,6 +166,14 @@ def pytest_collection_finish(session):
 WORKER_CASES = ("bidirectional-2layer", "zero-initial-state", "no-bias", "batch-first", "seed-question")
 
 
+def group_by_backend(item) -> None:
+    """Under pytest-xdist, one backend's agreement cases run in one process: a JAX backend compiles a program once
+    for every case that shares it, and a keras-<b> in a worker process starts that process once."""
+    backend = getattr(getattr(item, "callspec", None), "params", {}).get("backend_name")
+    if backend:
+        item.add_marker(pytest.mark.xdist_group(f"backend-{backend}"))
+
+
 def _slow_in_a_worker(item) -> bool:
     from harness import backends
 
@@ -144,10 +183,13 @@ def _slow_in_a_worker(item) -> bool:
     return "case" not in params or params["case"].name not in WORKER_CASES
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.module.__name__ in ("test_agreement", "test_negative_controls") and _slow_in_a_worker(item):
-            item.add_marker(pytest.mark.slow)
+        if item.module.__name__ in ("test_agreement", "test_negative_controls"):
+            if _slow_in_a_worker(item):
+                item.add_marker(pytest.mark.slow)
+            group_by_backend(item)
     if not re.search(r"\bslow\b", config.getoption("markexpr", "") or ""):
         slow = pytest.mark.skip(reason="slow: not in the default run (pytest -m slow runs it)")
         for item in items:
@@ -182,6 +224,14 @@ def pytest_generate_tests(metafunc):
             for dev in _devices(metafunc.config) for dt in _csv(opt("--dtype"))])
     elif "dtype" in names:
         metafunc.parametrize("dtype", _csv(opt("--dtype")))
+
+
+@pytest.fixture(autouse=True)
+def _as_a_user_runs_it(monkeypatch):
+    """In a pytest-xdist worker, a test's own subprocesses (pytest, python -m harness) do not inherit the worker's
+    PYTEST_XDIST_* variables: pytest-benchmark turns itself off where it sees them."""
+    for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -225,7 +275,24 @@ def pytest_runtestloop(session):
     return outcome
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without it
+def pytest_testnodedown(node, error):
+    """pytest-xdist's controller: a worker's records join this process's (its own lists are empty)."""
+    from harness.results import from_record
+
+    out = getattr(node, "workeroutput", {})
+    node.config._lstm_results.extend(from_record(r) for r in out.get("lstm_results", ()))
+    node.config._lstm_not_run.extend(out.get("lstm_not_run", ()))
+    node.config._lstm_results.sort(key=lambda r: r.key)  # workers finish in any order; the files should not vary
+
+
 def pytest_sessionfinish(session, exitstatus):
+    if _xdist_worker(session.config):  # sent to the controller (pytest_testnodedown), which writes the files
+        from harness.results import to_record
+
+        session.config.workeroutput["lstm_results"] = [to_record(r) for r in session.config._lstm_results]
+        session.config.workeroutput["lstm_not_run"] = list(session.config._lstm_not_run)
+        return
     not_run = session.config.getoption("--bench-not-run")
     if not_run:
         import json

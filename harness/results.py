@@ -81,6 +81,20 @@ class Result:
         return json.dumps(asdict(self), sort_keys=True, default=float)
 
 
+def to_record(result: Result) -> dict[str, Any]:
+    """The JSON object of a Result (one line of a results file; what a pytest-xdist worker sends back)."""
+    return json.loads(result.to_json())
+
+
+def from_record(record: Any) -> Result:
+    """A Result from its JSON object, its fields' types checked (ValueError or TypeError naming the field)."""
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    record = {"machine": UNKNOWN_MACHINE, **record}
+    _check_types(record)
+    return Result(**record)
+
+
 def write_jsonl(results: Iterable[Result], path: str | Path) -> Path:
     path = Path(path)
     with atomic.open_for_writing(path, "w") as fh:
@@ -101,12 +115,7 @@ def numbered_records(path: str | Path) -> Iterator[tuple[int, Result]]:
         for n, line in enumerate(fh, 1):
             if line.strip():
                 try:
-                    record = json.loads(line)
-                    if not isinstance(record, dict):
-                        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-                    record.setdefault("machine", UNKNOWN_MACHINE)
-                    _check_types(record)
-                    yield n, Result(**record)
+                    yield n, from_record(json.loads(line))
                 except (TypeError, ValueError) as exc:
                     raise ValueError(f"{path}:{n}: not a result record ({exc})") from exc
 
