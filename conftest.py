@@ -96,7 +96,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: runs on a CUDA device (--device cuda, or -m gpu)")
     config.addinivalue_line("markers", "bench: a benchmark; runs only with --bench")
     config.addinivalue_line("markers", "slow: a long run, not in the default pytest (pytest -m slow runs it)")
-    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs the tests of one group in one process")
     config._lstm_results = []
     config._lstm_not_run = []  # benchmarks that could not run here, with the status and reason
     _check_options(config)
@@ -108,16 +107,47 @@ def _xdist_worker(config) -> bool:
 
 
 def _check_parallel(config):
-    """pytest-xdist (-n N): the benchmarks need one process, and the agreement tests of one backend stay together."""
-    if not getattr(config.option, "numprocesses", None):
+    """pytest-xdist (-n N): the benchmarks need one process."""
+    if _xdist_worker(config) or not getattr(config.option, "numprocesses", None):
         return
-    if config.getoption("--bench") and not _xdist_worker(config):
+    if config.getoption("--bench"):
         raise pytest.UsageError("--bench: benchmarks are timed in one process (pytest-benchmark turns itself off "
                                 "under pytest-xdist): drop -n, or run python -m harness bench")
-    # xdist's default: honour the xdist_group marks (group_by_backend). Set in the controller (its scheduler) and
-    # in each worker (which parses the same command line, and names each grouped test's group in its id).
-    if config.option.dist == "load":
-        config.option.dist, config.option.loadgroup = "loadgroup", True
+
+
+GROUPED_MODULES = ("cases/test_agreement.py::", "cases/test_negative_controls.py::")
+
+
+def backend_group(nodeid: str, names) -> str | None:
+    """The backend whose agreement test `nodeid` is (the longest of `names` that is a whole part of its id's
+    parameters: keras-torch before torch), or None for any other test."""
+    if not nodeid.startswith(GROUPED_MODULES) or "[" not in nodeid:
+        return None
+    params = "-" + nodeid[nodeid.index("[") + 1:nodeid.rindex("]")] + "-"
+    return next((n for n in sorted(names, key=len, reverse=True) if f"-{n}-" in params), None)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's controller
+def pytest_xdist_make_scheduler(config, log):
+    """Under -n (xdist's default --dist load), one backend's agreement cases run in one worker: a JAX backend
+    compiles a program once for every case that shares it, and a keras-<b> in a worker process starts that process
+    once (measured: 37 of 194 programs compiled twice, and both Keras worker processes started twice, without).
+    Every other test is balanced as --dist load balances it. (xdist's own --dist loadgroup cannot do this under
+    pytest 9.2: it renames a test through Item._nodeid, which pytest 9.2 no longer reads.)"""
+    if config.option.dist != "load":
+        return None  # a mode the user chose
+    from xdist.scheduler import LoadScopeScheduling
+
+    from harness import backends
+
+    names = backends.names()
+
+    class ByBackend(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            group = backend_group(nodeid, names)
+            return f"backend {group}" if group else nodeid
+
+    return ByBackend(config, log)
 
 
 def _check_options(config):
@@ -166,14 +196,6 @@ def pytest_collection_finish(session):
 WORKER_CASES = ("bidirectional-2layer", "zero-initial-state", "no-bias", "batch-first", "seed-question")
 
 
-def group_by_backend(item) -> None:
-    """Under pytest-xdist, one backend's agreement cases run in one process: a JAX backend compiles a program once
-    for every case that shares it, and a keras-<b> in a worker process starts that process once."""
-    backend = getattr(getattr(item, "callspec", None), "params", {}).get("backend_name")
-    if backend:
-        item.add_marker(pytest.mark.xdist_group(f"backend-{backend}"))
-
-
 def _slow_in_a_worker(item) -> bool:
     from harness import backends
 
@@ -183,13 +205,10 @@ def _slow_in_a_worker(item) -> bool:
     return "case" not in params or params["case"].name not in WORKER_CASES
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.module.__name__ in ("test_agreement", "test_negative_controls"):
-            if _slow_in_a_worker(item):
-                item.add_marker(pytest.mark.slow)
-            group_by_backend(item)
+        if item.module.__name__ in ("test_agreement", "test_negative_controls") and _slow_in_a_worker(item):
+            item.add_marker(pytest.mark.slow)
     if not re.search(r"\bslow\b", config.getoption("markexpr", "") or ""):
         slow = pytest.mark.skip(reason="slow: not in the default run (pytest -m slow runs it)")
         for item in items:

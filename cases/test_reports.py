@@ -406,15 +406,20 @@ def test_run_command_writes_the_agreement_page(tmp_path, capsys):
     assert not (tmp_path / "performance.html").exists()  # no benchmark JSON, no performance page
 
 
-def test_pytest_report_option(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "cases/test_agreement.py",
-                           "-k", "plain", "--backend", "torch", "--dtype", "float64", "--report", str(tmp_path),
-                           "--machine", "ci-cpu"],
+def test_pytest_report_option_with_xdist_workers(tmp_path):
+    """`pytest -n 2 --report DIR`, as the README runs the tests: each worker's records reach the controller, which
+    writes results.jsonl and the page (two backends: each worker runs one, as one backend's cases stay together)."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
+                           "cases/test_agreement.py", "-k", "plain", "--backend", "torch,onnx-reference",
+                           "--dtype", "float64", "--report", str(tmp_path), "--machine", "ci-cpu"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"report written to {tmp_path / 'agreement.html'}" in proc.stdout
-    assert len(cells_of((tmp_path / "agreement.html").read_text())) == 1
-    assert [r.machine for r in read_jsonl(tmp_path / "results.jsonl")] == ["ci-cpu"]
+    assert len(cells_of((tmp_path / "agreement.html").read_text())) == 2
+    records = read_jsonl(tmp_path / "results.jsonl")
+    assert sorted((r.backend, r.machine, r.status) for r in records) == [("onnx-reference", "ci-cpu", "pass"),
+                                                                         ("torch", "ci-cpu", "pass")]
+    assert "bringing up nodes" in proc.stdout  # it did run in pytest-xdist workers
 
 
 @pytest.mark.parametrize("command, argv, message", [

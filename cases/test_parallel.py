@@ -1,0 +1,37 @@
+"""pytest-xdist (the README's `python -m pytest -n auto`): what conftest.py decides for it. The records reaching the
+controller are tested end to end in test_reports.py (test_pytest_report_option_with_xdist_workers)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import _check_parallel, backend_group
+from harness import backends
+
+NAMES = backends.names()
+
+
+@pytest.mark.parametrize(("nodeid", "group"), [
+    ("cases/test_agreement.py::test_agreement[plain-torch-float32]", "torch"),
+    ("cases/test_agreement.py::test_agreement[plain-keras-torch-float32]", "keras-torch"),  # not torch
+    ("cases/test_agreement.py::test_agreement[bidirectional-2layer-flax-nnx-cuda-float64]", "flax-nnx"),
+    ("cases/test_agreement.py::test_agreement_across_sizes[jax-deep-narrow]", "jax"),
+    ("cases/test_negative_controls.py::test_mistake_is_caught[onnx-reference-gate-order-igfo]", "onnx-reference"),
+    ("cases/test_agreement.py::test_agreement[plain-no-such-backend-float32]", None),
+    ("cases/test_jax.py::test_compiles_once_per_shape[flax]", None),  # only the agreement modules are grouped
+    ("cases/test_agreement.py::test_readme_example", None),
+])
+def test_an_agreement_test_is_grouped_by_its_backend(nodeid, group):
+    assert backend_group(nodeid, NAMES) == group
+
+
+def test_benchmarks_refuse_xdist_workers():
+    def config(bench: bool, processes):
+        return SimpleNamespace(option=SimpleNamespace(numprocesses=processes), getoption={"--bench": bench}.__getitem__)
+
+    with pytest.raises(pytest.UsageError, match="--bench: benchmarks are timed in one process"):
+        _check_parallel(config(True, 2))
+    _check_parallel(config(True, None))  # one process: fine
+    _check_parallel(config(False, 2))  # tests alone: fine
