@@ -118,21 +118,22 @@ def _check_parallel(config):
 GROUPED_MODULES = ("cases/test_agreement.py::", "cases/test_negative_controls.py::")
 
 
-def backend_group(nodeid: str, names) -> str | None:
-    """The backend whose agreement test `nodeid` is (the longest of `names` that is a whole part of its id's
-    parameters: keras-torch before torch), or None for any other test."""
-    if not nodeid.startswith(GROUPED_MODULES) or "[" not in nodeid:
+def backend_group(nodeid: str, names, everywhere=()) -> str | None:
+    """The backend of an agreement test (the longest of `names` that is a whole part of its id's parameters:
+    keras-torch before torch), or of any test whose parameters name one of `everywhere`; else None."""
+    if "[" not in nodeid:
         return None
     params = "-" + nodeid[nodeid.index("[") + 1:nodeid.rindex("]")] + "-"
-    return next((n for n in sorted(names, key=len, reverse=True) if f"-{n}-" in params), None)
+    candidates = names if nodeid.startswith(GROUPED_MODULES) else everywhere
+    return next((n for n in sorted(candidates, key=len, reverse=True) if f"-{n}-" in params), None)
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's controller
 def pytest_xdist_make_scheduler(config, log):
     """Under -n (xdist's default --dist load), one backend's agreement cases run in one worker: a JAX backend
-    compiles a program once for every case that shares it, and a keras-<b> in a worker process starts that process
-    once (measured: 37 of 194 programs compiled twice, and both Keras worker processes started twice, without).
-    Every other test is balanced as --dist load balances it. (xdist's own --dist loadgroup cannot do this under
+    compiles a program once for every case that shares it (measured: 37 of 194 programs compiled twice without).
+    So do all tests of a keras-<b> that runs in a Keras worker process, in any module: that process starts once
+    (~4 s of CPU each time). Every other test is balanced as --dist load balances it. (xdist's own --dist loadgroup cannot do this under
     pytest 9.2: it renames a test through Item._nodeid, which pytest 9.2 no longer reads.)"""
     if config.option.dist != "load":
         return None  # a mode the user chose
@@ -141,10 +142,11 @@ def pytest_xdist_make_scheduler(config, log):
     from harness import backends
 
     names = backends.names()
+    in_worker = [n for n in names if getattr(backends.get(n), "in_worker", lambda: False)()]
 
     class ByBackend(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            group = backend_group(nodeid, names)
+            group = backend_group(nodeid, names, in_worker)
             return f"backend {group}" if group else nodeid
 
     return ByBackend(config, log)

@@ -27,6 +27,17 @@ def test_an_agreement_test_is_grouped_by_its_backend(nodeid, group):
     assert backend_group(nodeid, NAMES) == group
 
 
+@pytest.mark.parametrize(("nodeid", "group"), [
+    ("cases/test_conversion.py::test_native_canonical_native_is_exact[plain-keras-torch]", "keras-torch"),
+    ("cases/test_bad_states.py::test_a_bad_input_is_refused[keras-jax-c0 with an extra layer entry]", "keras-jax"),
+    ("cases/test_conversion.py::test_native_canonical_native_is_exact[plain-torch]", None),
+    ("cases/test_agreement.py::test_agreement[plain-torch-float32]", "torch"),
+])
+def test_any_test_of_a_backend_in_a_worker_process_is_grouped(nodeid, group):
+    """keras-jax, keras-torch (in a worker process beside this one's Keras backend): every test that names one."""
+    assert backend_group(nodeid, NAMES, ["keras-jax", "keras-torch"]) == group
+
+
 def test_benchmarks_refuse_xdist_workers():
     def config(bench: bool, processes):
         return SimpleNamespace(option=SimpleNamespace(numprocesses=processes), getoption={"--bench": bench}.__getitem__)
