@@ -11,15 +11,9 @@ from harness import CanonicalLSTM, LSTMSpec, backends, extras, files
 from harness.__main__ import main
 from harness.compare import tolerance_for
 from harness.cli.convert import DISAGREE, OK, UNSUPPORTED, USAGE, spec_json
+from installed import needs
 
 SPEC = LSTMSpec(input_size=5, hidden_size=7, num_layers=2, bidirectional=True)
-
-
-def _needs(*names):
-    for name in names:
-        reason = backends.get(name).installed()
-        if reason:
-            pytest.skip(f"not installed: {reason}")
 
 
 def convert(*argv) -> int:
@@ -67,7 +61,7 @@ def test_torch_to_keras_to_torch_round_trip_is_exact(torch_file, tmp_path, capsy
 
 
 def test_torch_to_onnx_file_is_importable_and_agrees(torch_file, tmp_path):
-    _needs("onnx")
+    needs("onnx")
     import onnxruntime as ort
     import torch
 
@@ -88,7 +82,7 @@ def test_torch_to_onnx_file_is_importable_and_agrees(torch_file, tmp_path):
 
 
 def test_tf1_checkpoint_to_torch_folds_forget_bias(tmp_path, capsys):
-    _needs("tf1")
+    needs("tf1")
     from safetensors.numpy import load_file
 
     from harness.backends import tf1
@@ -166,7 +160,7 @@ def test_peephole_spec_to_torch_is_unsupported(tmp_path, capsys):
 
 
 def test_check_prints_agreement(tmp_path, capsys):
-    _needs("torch")
+    needs("torch")
     src = CanonicalLSTM.random(SPEC, seed=5).save(tmp_path / "c.npz")
     assert convert("--from", "numpy", src, "--to", "torch", "-o", tmp_path / "t.safetensors", "--check") == OK
     out = capsys.readouterr().out
@@ -178,7 +172,7 @@ def test_check_prints_agreement(tmp_path, capsys):
 def test_fixed_lengths_are_kept_said_and_checked_around(tmp_path, capsys):
     """A model whose source fixed its lengths (an ONNX constant sequence_lens) keeps them in a canonical file; a
     conversion says they are no parameter, and --check runs full-length sequences on SRC's weights."""
-    _needs("torch")
+    needs("torch")
     model = CanonicalLSTM.random(SPEC, seed=5)
     model.fixed_lengths = (4, 6, 2)
     src = model.save(tmp_path / "c.npz")
@@ -193,7 +187,7 @@ def test_fixed_lengths_are_kept_said_and_checked_around(tmp_path, capsys):
 
 def test_check_catches_a_wrong_file(tmp_path, capsys, monkeypatch):
     """--check fails when the file does not hold SRC's function (here: torch's i and f gate blocks swapped)."""
-    _needs("torch")
+    needs("torch")
     from harness.backends.torch import TorchBackend
 
     to_native = TorchBackend.to_native
@@ -216,7 +210,7 @@ def test_check_catches_a_wrong_file(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("name", [n for n in backends.names() if n != "numpy"])
 def test_every_backend_file_form_round_trips(tmp_path, capsys, name):
     """canonical file -> NAME's natural file -> canonical file gives the (folded) weights bit for bit, in float64."""
-    _needs(name)
+    needs(name)
     model = CanonicalLSTM.random(SPEC, seed=2)
     target_spec = backends.get(name).adapt(model).spec
     src = model.save(tmp_path / "c.npz")
@@ -232,7 +226,7 @@ def test_every_backend_file_form_round_trips(tmp_path, capsys, name):
 
 def test_keras_variable_paths_to_torch_agree_with_keras(tmp_path):
     """A Keras model's {v.path: v.numpy()} saved as .npz (the other documented keras input) -> torch, run in both."""
-    _needs("keras", "torch")
+    needs("keras", "torch")
     import keras
     import torch
     from safetensors.torch import load_file
@@ -260,7 +254,7 @@ def test_keras_variable_paths_to_torch_agree_with_keras(tmp_path):
                                           ("numpy", "bad.npz")])
 def test_a_corrupt_file_is_named_not_a_traceback(tmp_path, capsys, source, name):
     if source == "onnx":
-        _needs("onnx")
+        needs("onnx")
     (tmp_path / name).write_bytes(b"garbage, not a parameter file")
     spec = [] if source == "numpy" else ["--spec", spec_json(SPEC)]  # a numpy file holds its spec
     assert convert("--from", source, tmp_path / name, *spec, "--to", "keras", "-o", tmp_path / "k.npz") == USAGE

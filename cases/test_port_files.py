@@ -20,15 +20,9 @@ from harness import LSTMSpec, backends
 from harness.__main__ import main
 from harness.cli.convert import DISAGREE, OK, UNSUPPORTED, USAGE
 from harness.compare import tolerance_for
+from installed import needs
 
 TOL = tolerance_for("float32")
-
-
-def _needs(*names):
-    for name in names:
-        reason = backends.get(name).installed()
-        if reason:
-            pytest.skip(f"not installed: {reason}")
 
 
 def convert(*argv) -> int:
@@ -67,7 +61,7 @@ def torch_lstm():
 @pytest.fixture(scope="module")
 def keras_files(tmp_path_factory):
     """Two Keras models, each saved in every form a Keras user has."""
-    _needs("keras")
+    needs("keras")
     import keras
 
     folder = tmp_path_factory.mktemp("keras")
@@ -108,7 +102,7 @@ def run_keras_lstms(model, count: int, x: np.ndarray) -> np.ndarray:
 # torch.save files ---------------------------------------------------------------------------------
 def test_pt_checkpoint_to_keras_in_one_command(torch_lstm, tmp_path, capsys):
     """The README's port: a training checkpoint holding a state_dict -> Keras, no --spec, checked in both."""
-    _needs("keras")
+    needs("keras")
     import keras
     import torch
 
@@ -199,7 +193,7 @@ def test_npz_object_arrays_and_msgpack_extensions_never_unpickle(tmp_path, capsy
     assert convert(tmp_path / "sd.npz", "--from", "torch", "--to", "keras", "-o", tmp_path / "k.npz") == USAGE
     assert "could not be read" in capsys.readouterr().err
     msgpack = pytest.importorskip("msgpack")
-    _needs("flax")
+    needs("flax")
     payload = msgpack.packb([[1], b"O", pickle.dumps(Marker(marker))])  # flax's ndarray extension, dtype object
     (tmp_path / "p.msgpack").write_bytes(msgpack.packb({"params": {"cell": {"hi": {"kernel": msgpack.ExtType(1, payload)}}}}))
     assert convert(tmp_path / "p.msgpack", "--from", "flax", "--to", "torch", "-o", tmp_path / "t.safetensors") == USAGE
@@ -220,7 +214,7 @@ def test_spec_fields_the_file_holds_must_match(torch_lstm, tmp_path, capsys):
 
 
 def test_what_the_file_lacks_is_asked_for_by_option(tmp_path, capsys):
-    _needs("equinox")
+    needs("equinox")
     (tmp_path / "cells.eqx").write_bytes(b"")
     assert convert(tmp_path / "cells.eqx", "--from", "equinox", "--to", "torch", "-o", tmp_path / "t.safetensors") == USAGE
     assert "--from equinox needs --spec with input_size, hidden_size" in capsys.readouterr().err
@@ -252,7 +246,7 @@ def test_keras_archive_sequential_stack_to_torch(keras_files, tmp_path, capsys):
 
 
 def test_keras_functional_bidirectional_checked_in_keras_and_torch(keras_files, tmp_path, capsys):
-    _needs("torch")
+    needs("torch")
     assert convert(keras_files["fun.keras"], "--from", "keras", "--to", "torch", "-o", tmp_path / "t.safetensors",
                    "--check") == OK
     out = capsys.readouterr().out
@@ -273,7 +267,7 @@ def _same_out(tmp_path, reference: Path, *argv) -> None:
 @pytest.fixture(scope="module")
 def from_archives(keras_files, tmp_path_factory):
     """Each .keras archive converted to torch: what every other form of the same model must give, bit for bit."""
-    _needs("torch")
+    needs("torch")
     folder = tmp_path_factory.mktemp("archives")
     for name in ("seq", "fun"):
         assert convert(keras_files[f"{name}.keras"], "--from", "keras", "--to", "torch",
@@ -333,7 +327,7 @@ def test_keras2_legacy_h5_layout(keras_files, from_archives, tmp_path, capsys):
 def test_tf1_savedmodel_variables(tmp_path, capsys):
     """A SavedModel written by TF1 code (simple_save of a session around dynamic_rnn over LSTMCell): its variables
     are a TF1 checkpoint; the converted torch.nn.LSTM agrees with what the TF1 graph computed."""
-    _needs("tf1", "torch")
+    needs("tf1", "torch")
     import importlib
 
     import tensorflow as tf
@@ -424,7 +418,7 @@ def test_keras_config_fields_that_change_the_function_are_refused_by_name(keras_
 def test_keras_lambda_code_never_runs(tmp_path, capsys):
     """A Lambda layer's code sits in the config: reading never runs it, and --check's load_model(safe_mode=True)
     refuses it and runs the LSTM from its arrays instead."""
-    _needs("keras", "torch")
+    needs("keras", "torch")
     import keras
 
     marker = tmp_path / "ran"
@@ -463,7 +457,7 @@ def test_tf2_checkpoint_and_savedmodel_variables(keras_files, from_archives, tmp
 def flax_trees():
     """A linen Bidirectional's variables and an nnx stack of OptimizedLSTMCells' parameters (pure dict, and the
     nnx.State that nnx.split gives), laid out as flax's own init lays them out (cases/test_jax.py checks that)."""
-    _needs("flax", "flax-nnx")
+    needs("flax", "flax-nnx")
     from flax import nnx
 
     from harness import CanonicalLSTM
@@ -483,7 +477,7 @@ def flax_trees():
 
 
 def test_flax_msgpack_linen_and_nnx(flax_trees, tmp_path, capsys):
-    _needs("torch")
+    needs("torch")
     from flax import serialization
 
     (tmp_path / "linen.msgpack").write_bytes(serialization.to_bytes(flax_trees["linen"]))
@@ -498,7 +492,7 @@ def test_flax_msgpack_linen_and_nnx(flax_trees, tmp_path, capsys):
 
 
 def test_orbax_checkpoints_linen_and_nnx(flax_trees, tmp_path, capsys):
-    _needs("torch")
+    needs("torch")
     ocp = pytest.importorskip("orbax.checkpoint")
 
     checkpointer = ocp.StandardCheckpointer()
@@ -516,7 +510,7 @@ def test_orbax_checkpoints_linen_and_nnx(flax_trees, tmp_path, capsys):
 
 # ONNX, and what --check proves ------------------------------------------------------------------------
 def test_onnx_from_torch_export_runs_its_own_graph(torch_lstm, tmp_path, capsys):
-    _needs("onnx")
+    needs("onnx")
     import torch
 
     class Model(torch.nn.Module):
@@ -565,7 +559,7 @@ def test_check_catches_a_misread_source(torch_lstm, tmp_path, capsys, monkeypatc
 
 
 def test_check_inputs_and_a_missing_framework(torch_lstm, tmp_path, capsys, monkeypatch):
-    _needs("keras")
+    needs("keras")
     import torch
 
     torch.save(torch_lstm.state_dict(), tmp_path / "m.pt")
@@ -595,7 +589,7 @@ def test_keras_arrays_say_their_bias_kind(tmp_path, capsys):
 
 
 def test_onnx_clip_is_read_as_the_gate_clip(tmp_path, capsys):
-    _needs("onnx")
+    needs("onnx")
     from harness import CanonicalLSTM
 
     spec = LSTMSpec(input_size=5, hidden_size=7, gate_clip=0.5)
