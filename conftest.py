@@ -28,8 +28,8 @@ from harness import import_order, quiet
 
 # A pytest-xdist worker (-n N) shares the cores with N - 1 others: each framework gets its share of threads, set
 # before any of them is imported (a value the user set wins). Without this, torch's OpenMP pool, XLA's Eigen pool
-# and TensorFlow's pools, each sized for the whole machine, spin against the other workers: measured on 2 cores,
-# -n 2 used 269 s of CPU for the 167 s a single process uses.
+# and TensorFlow's pools, each sized for the whole machine, spin against the other workers. Measured on 2 cores:
+# -n 2 used 269 s of CPU where one process uses 167-189 s; with these shares and the grouping below, 208-220 s.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     _share = str(max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
     for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
@@ -133,8 +133,8 @@ def pytest_xdist_make_scheduler(config, log):
     """Under -n (xdist's default --dist load), one backend's agreement cases run in one worker: a JAX backend
     compiles a program once for every case that shares it (measured: 37 of 194 programs compiled twice without).
     So do all tests of a keras-<b> that runs in a Keras worker process, in any module: that process starts once
-    (~4 s of CPU each time). Every other test is balanced as --dist load balances it. (xdist's own --dist loadgroup cannot do this under
-    pytest 9.2: it renames a test through Item._nodeid, which pytest 9.2 no longer reads.)"""
+    (~4 s of CPU each time). Every other test is balanced as --dist load balances it. (xdist's own --dist
+    loadgroup cannot do this under pytest 9.2: it renames a test through Item._nodeid, which 9.2 no longer reads.)"""
     if config.option.dist != "load":
         return None  # a mode the user chose
     from xdist.scheduler import LoadScopeScheduling
