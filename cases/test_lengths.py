@@ -35,6 +35,7 @@ def test_each_example_is_its_own_sequence_cut_at_its_length():
     its valid y, its h_n and c_n, in every layer and both directions, with peepholes, projection and clips."""
     model, (x, h0, c0) = _model_and_inputs()
     out = model.forward(x, h0, c0, lengths=LENGTHS)
+    # 1e-15: float64 re-association only (a batch of one against a batch of four); measured 1.7e-16 over 20 seeds
     for b, n in enumerate(LENGTHS):
         alone = model.forward(x[:n, b:b + 1], h0[:, b:b + 1], c0[:, b:b + 1])
         np.testing.assert_allclose(out.y[:n, b:b + 1], alone.y, rtol=0, atol=1e-15)

@@ -100,7 +100,8 @@ def test_misplaced_gate_clip_is_caught(backend_name):
     case, outcome = _passing_run("gate-clip", backend_name)
     model, (x, h0, c0), expected = oracle_for(case, "float32")
     in_place = misplaced_forward(model, x, h0, c0, None)  # the variants' own loop, clip in its place: the oracle
-    assert all(np.allclose(a, b, rtol=0, atol=1e-14) for a, b in zip(in_place, expected))
+    # float64 re-association only: measured 8.3e-17 (the case's fixed weights)
+    assert all(np.allclose(a, b, rtol=0, atol=1e-15) for a, b in zip(in_place, expected))
     wrong = {where: misplaced_forward(model, x, h0, c0, where) for where in WRONG_PLACES}
     wrong["as-cell-clip"] = CanonicalLSTM(case.spec.replace(gate_clip=None, cell_clip=case.spec.gate_clip),
                                           model.weights).forward(x, h0, c0)
@@ -160,7 +161,8 @@ def test_the_forward_variants_loop_is_the_oracle():
             continue
         model, (x, h0, c0), expected = oracle_for(case, "float64")
         same = mistakes.variant_forward(model, x, h0, c0, lambda z: 0.5 * (1 + np.tanh(0.5 * z)), old_c=False)
-        assert all(np.allclose(a, e, rtol=0, atol=1e-14) for a, e in zip(same, expected)), case.name
+        # float64 re-association only: measured 8.9e-16 at worst over these cases
+        assert all(np.allclose(a, e, rtol=0, atol=5e-15) for a, e in zip(same, expected)), case.name
 
 
 def test_a_mistake_on_each_side_is_no_single_mistake():
