@@ -100,6 +100,10 @@ def pytest_configure(config):
     config._lstm_not_run = []  # benchmarks that could not run here, with the status and reason
     _check_options(config)
     _check_parallel(config)
+    if _xdist_worker(config):
+        from harness import quick_exit
+
+        quick_exit.at_exit()  # its records went to the controller; the controller would wait out its teardown
 
 
 def _xdist_worker(config) -> bool:
@@ -116,6 +120,10 @@ def _check_parallel(config):
 
 
 GROUPED_MODULES = ("cases/test_agreement.py::", "cases/test_negative_controls.py::")
+# Modules whose tests share module-scoped fixtures that are dear to make or write one fixed path: split over two
+# workers, each worker made its own (measured: the default_run fixture, a `python -m harness run` of every
+# framework, ran twice, 7 s each; the browser and its pages twice, and both workers rewrote reports/browser).
+ONE_WORKER_MODULES = ("cases/test_cli.py", "cases/test_report_browser.py", "cases/test_reports.py")
 
 
 def backend_group(nodeid: str, names, everywhere=()) -> str | None:
@@ -133,7 +141,8 @@ def pytest_xdist_make_scheduler(config, log):
     """Under -n (xdist's default --dist load), one backend's agreement cases run in one worker: a JAX backend
     compiles a program once for every case that shares it (measured: 37 of 194 programs compiled twice without).
     So do all tests of a keras-<b> that runs in a Keras worker process, in any module: that process starts once
-    (~4 s of CPU each time). Every other test is balanced as --dist load balances it. (xdist's own --dist
+    (~4 s of CPU each time), and the tests of each ONE_WORKER_MODULES module. Every other test is balanced as
+    --dist load balances it. (xdist's own --dist
     loadgroup cannot do this under pytest 9.2: it renames a test through Item._nodeid, which 9.2 no longer reads.)"""
     if config.option.dist != "load":
         return None  # a mode the user chose
@@ -146,10 +155,19 @@ def pytest_xdist_make_scheduler(config, log):
 
     class ByBackend(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            group = backend_group(nodeid, names, in_worker)
-            return f"backend {group}" if group else nodeid
+            return worker_scope(nodeid, names, in_worker)
 
     return ByBackend(config, log)
+
+
+def worker_scope(nodeid: str, names, in_worker=()) -> str:
+    """What runs together in one xdist worker: a backend's group (backend_group), a module of
+    ONE_WORKER_MODULES, or else the test alone (balanced freely)."""
+    group = backend_group(nodeid, names, in_worker)
+    if group:
+        return f"backend {group}"
+    module = nodeid.split("::", 1)[0]
+    return f"module {module}" if module in ONE_WORKER_MODULES else nodeid
 
 
 def _check_options(config):

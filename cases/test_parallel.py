@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import _check_parallel, backend_group
+from conftest import _check_parallel, backend_group, worker_scope
 from harness import backends
 
 NAMES = backends.names()
@@ -36,6 +36,19 @@ def test_an_agreement_test_is_grouped_by_its_backend(nodeid, group):
 def test_any_test_of_a_backend_in_a_worker_process_is_grouped(nodeid, group):
     """keras-jax, keras-torch (in a worker process beside this one's Keras backend): every test that names one."""
     assert backend_group(nodeid, NAMES, ["keras-jax", "keras-torch"]) == group
+
+
+@pytest.mark.parametrize(("nodeid", "scope"), [
+    ("cases/test_cli.py::test_a_default_run_prints_no_framework_chatter", "module cases/test_cli.py"),
+    ("cases/test_cli.py::test_a_default_run_fits_100_columns_without_progress_in_a_pipe_and_sees_the_plugin",
+     "module cases/test_cli.py"),  # the same module-scoped `python -m harness run`: made once
+    ("cases/test_report_browser.py::test_agreement_page_in_browser", "module cases/test_report_browser.py"),
+    ("cases/test_agreement.py::test_agreement[plain-torch-float32]", "backend torch"),
+    ("cases/test_conversion.py::test_native_canonical_native_is_exact[plain-keras-jax]", "backend keras-jax"),
+    ("cases/test_jax.py::test_compiles_once_per_shape[flax]", "cases/test_jax.py::test_compiles_once_per_shape[flax]"),
+])
+def test_what_runs_together_in_one_worker(nodeid, scope):
+    assert worker_scope(nodeid, NAMES, ["keras-jax", "keras-torch"]) == scope
 
 
 def test_benchmarks_refuse_xdist_workers():

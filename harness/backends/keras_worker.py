@@ -47,6 +47,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from .. import quick_exit
 from . import NotInstalled, TimedForward
 
 _WORKERS: dict[str, Worker] = {}
@@ -399,3 +400,4 @@ def serve(conn, name: str, env: dict[str, str]) -> None:
 
 if __name__ == "__main__":  # the worker: python -m harness.backends.keras_worker FD NAME ENV_JSON
     serve(Connection(int(sys.argv[1])), sys.argv[2], json.loads(sys.argv[3]))
+    quick_exit.now()  # the parent's stop() would otherwise wait out the frameworks' teardown
