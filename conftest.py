@@ -171,7 +171,8 @@ def worker_scope(nodeid: str, names, in_worker=()) -> str:
 
 
 def _check_options(config):
-    """A typo in --backend/--dtype/--device/--precision is a usage error naming it, not N failed tests."""
+    """A typo in --backend/--dtype/--device/--precision is a usage error naming it, not N failed tests; so is
+    a --results/--report/--bench-not-run path that could not be written."""
     from harness import backends, devices, precision
 
     checks = (("--backend", backends.get), ("--dtype", precision.check_dtype), ("--device", devices.check_device),
@@ -183,6 +184,14 @@ def _check_options(config):
             except (KeyError, ValueError) as exc:
                 message = str(exc.args[0]).removeprefix(option[2:] + ": ")  # no "--dtype: dtype: ..."
                 raise pytest.UsageError(f"{option}: {message}") from None
+    from harness.atomic import cannot_write
+
+    # The files written when the session ends, checked now: a bad path fails in the first second, not after the run.
+    for option, kind in (("--results", "file"), ("--report", "folder"), ("--bench-not-run", "file")):
+        path = config.getoption(option)
+        problem = cannot_write(path, kind) if path else None
+        if problem:
+            raise pytest.UsageError(f"{option}: {problem}")
 
 
 def pytest_collect_file(file_path, parent):

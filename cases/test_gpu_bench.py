@@ -143,6 +143,10 @@ def test_pytest_m_gpu_selects_the_cuda_cases():
 
 
 
+GOOD_OPTIONS = {"--backend": "", "--dtype": "float32", "--device": "cpu", "--precision": "exact", "--results": "",
+                "--report": "", "--bench-not-run": ""}
+
+
 @pytest.mark.parametrize(("option", "value", "message"), [
     ("--dtype", "float8", "--dtype: expected one of"), ("--device", "tpu", "--device: device must be one of"),
     ("--precision", "fast", "--precision: precision mode must be one of"),
@@ -150,10 +154,33 @@ def test_pytest_m_gpu_selects_the_cuda_cases():
 def test_a_bad_pytest_option_is_a_usage_error_naming_it(option, value, message):
     from conftest import _check_options
 
-    given = {"--backend": "", "--dtype": "float32", "--device": "cpu", "--precision": "exact", option: value}
+    given = {**GOOD_OPTIONS, option: value}
     with pytest.raises(pytest.UsageError, match=f"^{re.escape(message)}"):
         _check_options(SimpleNamespace(getoption=given.__getitem__))
     _check_options(SimpleNamespace(getoption={**given, option: ""}.__getitem__))  # without the typo: accepted
+
+
+@pytest.mark.parametrize(("option", "where", "message"), [
+    ("--results", "a-folder", "--results: {path} is a folder; expected a file to write"),
+    ("--results", "a-file/results.jsonl", "--results: cannot write {path}: {tmp}/a-file is a file, not a folder"),
+    ("--report", "a-file", "--report: {path} is a file; expected a folder to write into"),
+    ("--report", "locked/new/reports", "--report: cannot write {path}: {tmp}/locked is not writable"),
+    ("--bench-not-run", "a-folder", "--bench-not-run: {path} is a folder; expected a file to write")])
+def test_an_output_path_that_cannot_be_written_is_a_usage_error_before_the_run(option, where, message, tmp_path):
+    """The session's files are written when it ends: a path that cannot be written must stop it at the start,
+    not lose a whole run's records at the end."""
+    from conftest import _check_options
+
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "locked").mkdir(mode=0o500)
+    path = tmp_path / where
+    if option == "--report" and where.startswith("locked") and os.access(tmp_path / "locked", os.W_OK):
+        pytest.skip("running as a user who can write anywhere (root): a read-only folder cannot be made here")
+    with pytest.raises(pytest.UsageError, match=f"^{re.escape(message.format(path=path, tmp=tmp_path))}"):
+        _check_options(SimpleNamespace(getoption={**GOOD_OPTIONS, option: str(path)}.__getitem__))
+    fine = tmp_path / "new" / ("reports" if option == "--report" else "out.json")  # made when written: accepted
+    _check_options(SimpleNamespace(getoption={**GOOD_OPTIONS, option: str(fine)}.__getitem__))
 
 
 def test_pytest_stops_on_a_bad_option_with_a_usage_error():

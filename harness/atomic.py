@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Iterator, Sequence
 
 __all__ = ["open_for_writing", "staging", "writing", "writing_files", "write_text", "write_bytes", "refuse_same_file",
-           "same_file"]
+           "same_file", "cannot_write"]
 
 
 def _real(target: str | os.PathLike) -> Path:
@@ -151,3 +151,24 @@ def refuse_same_file(source: str | os.PathLike | Sequence[str | os.PathLike],
             if same_file(s, t):
                 raise ValueError(f"{what_target}: {t} is {what_source} itself ({s}); writing it would destroy the "
                                  f"input: name another file")
+
+
+def cannot_write(path: str | os.PathLike, kind: str = "file") -> str | None:
+    """Why `path` could not be written (kind "file") or written into (kind "folder"), asked before any work
+    runs, or None: a file must not be a folder, a folder not a file, and the nearest folder that exists above
+    it (the rest is made) must be a folder this process can write to."""
+    if kind not in ("file", "folder"):
+        raise ValueError(f"kind: expected 'file' or 'folder', got {kind!r}")
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        return f"{path} is a folder; expected a file to write"
+    if kind == "folder" and path.exists() and not path.is_dir():
+        return f"{path} is a file; expected a folder to write into (it is made if missing)"
+    above = path if kind == "folder" else path.parent
+    while not above.exists() and above != above.parent:  # the nearest folder that exists: made below it
+        above = above.parent
+    if not above.is_dir():
+        return f"cannot write {path}: {above} is a file, not a folder"
+    if not os.access(above, os.W_OK | os.X_OK):
+        return f"cannot write {path}: {above} is not writable"
+    return None

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.atomic import cannot_write
+
 BENCH_JSON = "reports/bench.json"  # where `python -m harness bench` leaves its merged pytest-benchmark JSON
 
 
@@ -35,20 +37,9 @@ def check_output_paths(args, files: dict[str, str] | None = None, folders: dict[
     output switched off) is skipped."""
     wanted = [(o, p, "file") for o, p in (files or {}).items()] + [(o, p, "folder") for o, p in (folders or {}).items()]
     for option, path, kind in wanted:
-        if not path:
-            continue
-        path = Path(path)
-        if kind == "file" and path.is_dir():
-            usage(args, f"{option}: {path} is a folder; expected a file to write")
-        if kind == "folder" and path.exists() and not path.is_dir():
-            usage(args, f"{option}: {path} is a file; expected a folder to write into (it is made if missing)")
-        above = path if kind == "folder" else path.parent
-        while not above.exists() and above != above.parent:  # the nearest folder that exists: made below it
-            above = above.parent
-        if not above.is_dir():
-            usage(args, f"{option}: cannot write {path}: {above} is a file, not a folder")
-        if not os.access(above, os.W_OK | os.X_OK):
-            usage(args, f"{option}: cannot write {path}: {above} is not writable")
+        problem = cannot_write(path, kind) if path else None  # an empty path: that output is switched off
+        if problem:
+            usage(args, f"{option}: {problem}")
 
 
 def input_file(args, option: str, path: str) -> Path:
