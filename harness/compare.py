@@ -346,8 +346,8 @@ def compare(
         at_padding = np.broadcast_to(padded, exp.shape) if padded is not None and path.startswith("y") else None
         if at_padding is not None and padding == "undefined":  # not compared: the same numbers on both sides
             act = np.where(at_padding, exp, act)
-        diff = np.abs(act - exp)
         with np.errstate(divide="ignore", invalid="ignore"):  # inf - inf, x / 0: handled just below
+            diff = np.abs(act - exp)
             rel = np.where(exp != 0, diff / np.abs(exp), np.where(diff == 0, 0.0, np.inf))
             ratio = diff / tolerance.allowed(exp)
         nonfinite = ~np.isfinite(act)

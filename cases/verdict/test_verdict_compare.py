@@ -262,3 +262,86 @@ def test_an_unknown_padding_convention_is_refused():
     spec, exp = _ragged()
     with pytest.raises(ValueError):
         compare(spec, exp, exp, TOL, lengths=[1, 3], padding="garbage")
+
+
+def test_lengths_without_a_padding_convention_compare_padded_steps_as_zeros():
+    """compare(..., lengths=) alone: the oracle's own convention (zeros at padded steps) is the one held to."""
+    spec, exp = _ragged()
+    y = exp.y.copy()
+    y[2, 0, 1] += 5.0  # example 0 (length 1) at step 2: padding
+    result = compare(spec, exp._replace(y=y), exp, TOL, lengths=[1, 3])
+    assert not result.ok and result.padding == "zeros"
+    assert [(p.mismatched, p.padded_mismatched) for p in result.paths] == [(1, 1), (0, 0), (0, 0)]
+
+
+def test_a_padded_step_counts_as_mismatched_only_past_the_bound():
+    """padded_mismatched follows the same inclusive bound as `mismatched`: at the bound, not counted; 1.5x, counted."""
+    spec, exp = _ragged()
+    tol = Tolerance(rtol=0.0, atol=0.25, evidence="")  # exact in binary: a difference of 0.25 is ratio 1.0
+    y = exp.y.copy()
+    y[1, 0, 0] += 0.25  # example 0 (length 1) at step 1, padding: exactly the bound
+    y[2, 0, 1] += 0.375  # at step 2, padding: 1.5x the bound
+    (p, *_) = compare(spec, exp._replace(y=y), exp, tol, lengths=[1, 3], padding="zeros").paths
+    assert (p.mismatched, p.padded_mismatched, p.worst_ratio) == (1, 1, 1.5)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_a_failure_message_gives_the_index_order_of_the_callers_layout(batch_first):
+    spec, exp = _ragged(batch_first)
+    y = exp.y.copy()
+    y[0, 1, 0] += 1.0
+    message = compare(spec, exp._replace(y=y), exp, TOL, batch_first=batch_first).message()
+    assert ("y (shape (2, 3, 2), index (b, t, j))" if batch_first else "y (shape (3, 2, 2), index (t, b, j))") in message
+
+
+def test_a_wrong_shape_in_every_part_is_reported_as_not_compared():
+    """Each part's report of a shape it could not compare: not counted (-1, what diagnose and the records read),
+    infinitely far, at no index; and the worst of several such parts can still be taken."""
+    spec = LSTMSpec(input_size=1, hidden_size=2)
+    exp = LSTMOutput(np.zeros((3, 2, 2)), np.zeros((1, 2, 2)), np.zeros((1, 2, 2)))
+    act = LSTMOutput(np.zeros((3, 1, 2)), np.zeros((1, 1, 2)), np.zeros((1, 1, 2)))  # one batch row
+    result = compare(spec, act, exp, TOL)
+    assert not result.ok
+    for p, shape in zip(result.paths, [(3, 1, 2), (1, 1, 2), (1, 1, 2)]):
+        assert (p.shape, p.mismatched) == (shape, -1)
+        assert (p.max_abs, p.max_abs_index, p.max_rel, p.max_rel_index, p.worst_ratio, p.worst_index) == (
+            np.inf, (), np.inf, (), np.inf, ())
+    assert result.worst.path == "y" and "expected shape (3, 2, 2), got (3, 1, 2)" in result.message()
+
+
+def test_a_nan_is_the_worst_element_and_where_it_is():
+    """A NaN output beside finite errors: it is the worst (ratio inf, never NaN, which sorts and formats as no
+    number), its index is the one reported, and the message names where the first one is."""
+    spec = LSTMSpec(input_size=1, hidden_size=2)
+    exp = LSTMOutput(np.ones((3, 2, 2)), np.zeros((1, 2, 2)), np.zeros((1, 2, 2)))
+    y = np.ones((3, 2, 2))
+    y[0, 0, 0] = 1.001  # a finite error, first in memory order
+    y[2, 1, 0] = np.nan
+    (p, *_) = compare(spec, exp._replace(y=y), exp, TOL).paths
+    assert p.worst_ratio == np.inf  # the differences themselves are NaN there: |NaN - 1| is no number
+    assert p.worst_index == p.max_abs_index == p.max_rel_index == (2, 1, 0)
+    assert p.error == "1 non-finite values, first at index (2, 1, 0)"
+
+
+def test_comparing_infinities_and_zeros_raises_no_numpy_warning(recwarn):
+    """inf - inf and x / 0 are handled, not warned about: a user running pytest -W error must not fail here."""
+    import warnings
+
+    spec = LSTMSpec(input_size=1, hidden_size=1)
+    exp = LSTMOutput(np.array([[[np.inf]], [[0.0]], [[0.0]]]), np.zeros((1, 1, 1)), np.zeros((1, 1, 1)))
+    act = exp._replace(y=np.array([[[np.inf]], [[0.0]], [[1.0]]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        zero = compare(spec, act, exp, Tolerance(rtol=0.0, atol=0.0, evidence=""))  # x / 0 in the ratio
+        compare(spec, act, exp, TOL)  # inf - inf in the difference
+    assert not zero.ok and zero.paths[0].error == "1 non-finite values, first at index (0, 0, 0)"
+
+
+def test_a_half_precision_oracle_still_gets_its_bound_in_float64():
+    """expected in float16 (two half-precision frameworks compared, as assert_equivalent's a vs b): the bound is
+    atol + rtol |expected| in float64. Computed in float16 it would round 10.01 down to 10.0078 and fail 10.009."""
+    spec = LSTMSpec(input_size=1, hidden_size=1)
+    exp = LSTMOutput(np.full((1, 1, 1), 1000.0, dtype=np.float16), np.zeros((1, 1, 1)), np.zeros((1, 1, 1)))
+    act = exp._replace(y=np.full((1, 1, 1), 1010.009))
+    (y, *_) = compare(spec, act, exp, Tolerance(rtol=1e-2, atol=1e-2, evidence="")).paths
+    assert y.mismatched == 0 and y.worst_ratio == pytest.approx(10.009 / 10.01)
