@@ -53,3 +53,21 @@ def test_now_keeps_the_code_and_flushes_logging():
         quick_exit.now(3)
     """)
     assert run.returncode == 3 and "logged" in run.stdout and "printed" in run.stdout
+
+
+def test_a_process_measured_by_coverage_tears_down_as_usual():
+    """coverage.py saves its data from an atexit handler registered at start-up, before at_exit's: leaving early
+    would lose it. A stand-in coverage module whose Coverage.current() is running."""
+    run = _python("""
+        import sys, types
+        from harness import quick_exit
+        fake = types.ModuleType("coverage")
+        fake.Coverage = type("Coverage", (), {"current": staticmethod(lambda: object())})
+        sys.modules["coverage"] = fake
+        quick_exit.at_exit()
+        class Teardown:
+            def __del__(self):
+                sys.stdout.write("teardown ran\\n")
+        keep = Teardown()
+    """)
+    assert run.returncode == 0 and "teardown ran" in run.stdout, run.stdout + run.stderr

@@ -29,12 +29,21 @@ def now(code: int = 0) -> None:
 
 def at_exit() -> None:
     """From here on, this process leaves through now() once every atexit handler registered after this call
-    has run (atexit runs them last-in, first-out), unless it is leaving on an uncaught exception: then the
-    interpreter reports it and exits non-zero as usual."""
+    has run (atexit runs them last-in, first-out), unless it is leaving on an uncaught exception (then the
+    interpreter reports it and exits non-zero as usual) or coverage.py is measuring it (its data is saved by
+    an atexit handler that may have been registered before this one, and would be lost)."""
 
     def leave() -> None:
         if hasattr(sys, "last_value") or hasattr(sys, "last_exc"):  # set when the interpreter printed a traceback
             return
+        if _coverage_running():
+            return
         now(0)
 
     atexit.register(leave)
+
+
+def _coverage_running() -> bool:
+    coverage = sys.modules.get("coverage")  # never imported here: only asked of a coverage.py already running
+    current = getattr(getattr(coverage, "Coverage", None), "current", None)
+    return current is not None and current() is not None
