@@ -31,3 +31,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def imported_before_pytester(*modules: str) -> None:
+    """Import `modules` (where installed) before a test's `pytester` fixture is made, from a module-scoped autouse
+    fixture. pytester puts sys.modules back as it was when its fixture was made, so a framework first imported
+    inside such a test (or inside its in-process pytest run) is dropped at teardown, and the next import of its
+    C extensions corrupts memory: measured, `SystemError: ... bad call flags` in the next test that used
+    TensorFlow, then a segmentation fault, whenever test_readme or test_pytest_plugin ran first in a process."""
+    import importlib
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module.split(".")[0]) is not None:
+            importlib.import_module(module)

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from installed import imported_before_pytester
+
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _frameworks_before_pytester():
+    imported_before_pytester("numpy.random", "torch")  # what the in-process runs below import
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "flax", "equinox", "onnx", "onnxruntime")

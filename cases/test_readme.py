@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from harness import LSTMSpec, backends
+from installed import imported_before_pytester
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="module")
+def frameworks_before_pytester():
+    """Module-scoped, so made before the test's pytester (see imported_before_pytester)."""
+    imported_before_pytester("numpy.random", "torch", "keras")
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BASE = LSTMSpec(input_size=2, hidden_size=3)
@@ -60,7 +67,7 @@ def _section_blocks(heading: str, language: str) -> list[str]:
     return [block.split("\n```", 1)[0] for block in text.split(f"```{language}\n")[1:]]
 
 
-def test_the_checking_a_port_examples_run(pytester, capsys):
+def test_the_checking_a_port_examples_run(frameworks_before_pytester, pytester, capsys):
     """The README's assert_equivalent / diagnose example runs and prints what the README shows; its pytest
     fixture example passes in a throwaway pytest run."""
     for module in ("torch", "keras"):
