@@ -237,3 +237,113 @@ def test_nnx_and_equinox():
     with pytest.raises(ValueError, match=r"2 cells of input 4 and hidden 4 are either 2 layers or 1 bidirectional"):
         assert_equivalent(list(convert(CanonicalLSTM.random(LSTMSpec(input_size=4, hidden_size=4, num_layers=2)),
                                        "numpy", "equinox", LSTMSpec(input_size=4, hidden_size=4, num_layers=2))), one)
+
+
+# Per-example lengths: each side runs a right-padded batch its own framework's way ------------------------------
+LENGTHS = [5, 2, 4]  # unsorted: torch packs with enforce_sorted=False and must put the batch back
+
+
+def ragged_x(spec: LSTMSpec) -> np.ndarray:
+    """[T=5, B=3, in]: the padded steps hold random values like the rest, so a side running over them shows."""
+    return np.random.default_rng(1).uniform(-1, 1, (5, 3, spec.input_size)).astype(np.float32)
+
+
+def test_torch_keras_with_lengths(torch_encoder, keras_seq, model):
+    """torch packs, Keras masks (Bidirectional zero-fills y at padded steps, as torch does)."""
+    result = assert_equivalent(torch_encoder, keras_seq, ragged_x(SPEC), lengths=LENGTHS)
+    assert result.ok and "per-example lengths [5, 2, 4]" in result.inputs
+    assert result.a_vs_oracle.padding == result.b_vs_oracle.padding == "zeros"
+
+
+def test_lengths_one_direction_zeros_against_carry():
+    """A one-direction Keras LSTM carries its last valid output over the padded steps, torch writes zeros: each is
+    held to its own convention, and y at padded steps is not compared between them."""
+    needs("torch", "keras")
+    one = CanonicalLSTM.random(LSTMSpec(input_size=3, hidden_size=4), seed=2).rounded("float32")
+    result = assert_equivalent(torch_lstm(one), keras_model(one), ragged_x(one.spec), lengths=LENGTHS)
+    assert (result.a_vs_oracle.padding, result.b_vs_oracle.padding) == ("zeros", "carry")
+    assert result.ok and result.a_vs_b <= 1
+
+
+def test_a_port_that_ignores_the_lengths_fails_on_the_final_states(model):
+    """The classic porting bug: the padded batch run as if every sequence were full length. Only the first layer's
+    forward direction is right at valid steps: the backward direction starts in the padding, the layer above reads
+    it, and the final states come from the padding."""
+    needs("torch")
+    import torch
+
+    lstm = torch_lstm(model)
+
+    def unpacked(x, h0, c0, lengths=None):  # lengths taken, and not used
+        with torch.no_grad():
+            y, (h_n, c_n) = lstm(torch.from_numpy(x).float(), (torch.from_numpy(h0).float(),
+                                                               torch.from_numpy(c0).float()))
+        return y.numpy(), h_n.numpy(), c_n.numpy()
+
+    assert assert_equivalent(lstm, unpacked, ragged_x(SPEC)).ok  # without lengths the two agree
+    with pytest.raises(AssertionError, match=r"h_n\[layer=0, direction=forward\]") as failure:
+        assert_equivalent(lstm, unpacked, ragged_x(SPEC), lengths=LENGTHS)
+    text = str(failure.value)
+    assert "unpacked (function; the function itself): NOT close" in text and "per-example lengths [5, 2, 4]" in text
+    assert "32 values of y at padded steps not compared" in text  # the function's own convention: unknown
+
+
+def test_flax_onnx_equinox_tf1_with_lengths(model, tmp_path):
+    """Flax's seq_lengths (y at padded steps left undefined), ONNX's sequence_lens, the equinox scan's mask and TF1
+    dynamic_rnn's sequence_length, each against torch's packing on one ragged batch (one layer, one direction:
+    the smallest programs that show each path)."""
+    needs("torch")
+    one = CanonicalLSTM.random(LSTMSpec(input_size=3, hidden_size=4), seed=4).rounded("float32")
+    x, ran = ragged_x(one.spec), 0
+    if not backends.get("flax").installed():
+        import flax.linen as nn
+
+        result = assert_equivalent(torch_lstm(one), (nn.RNN(nn.LSTMCell(4)), convert(one, "numpy", "flax", one.spec)),
+                                   x, lengths=LENGTHS)
+        assert result.ok and result.b_vs_oracle.padding == "undefined"
+        assert sum(p.excluded for p in result.b_vs_oracle.paths) == 3 * 4 + 1 * 4  # 3 + 1 padded steps x 4 units
+        ran += 1
+    if not backends.get("onnx").installed():
+        path = tmp_path / "one.onnx"
+        import onnx
+
+        onnx.save(backends.get("onnx").export_model(one), str(path))
+        assert assert_equivalent(torch_lstm(one), path, x, lengths=LENGTHS).ok
+        ran += 1
+    if not backends.get("equinox").installed():
+        assert assert_equivalent(torch_lstm(one), list(convert(one, "numpy", "equinox", one.spec)), x,
+                                 lengths=LENGTHS).ok
+        ran += 1
+    if not backends.get("tf1").installed():
+        import importlib
+
+        import tensorflow as tf
+
+        from harness.backends.tf1 import LEGACY_CELLS
+
+        cell = importlib.import_module(LEGACY_CELLS).LSTMCell(4, forget_bias=0.0)
+        tf.compat.v1.nn.dynamic_rnn(cell, tf.zeros((1, 1, 3)), time_major=True, dtype=tf.float32)
+        single = one.fold_biases()
+        for var in cell.variables:
+            var.assign(convert(single, "numpy", "tf1", single.spec)[var.name.removesuffix(":0")])
+        assert assert_equivalent(torch_lstm(one), cell, x, lengths=LENGTHS).ok
+        ran += 1
+    if not ran:
+        pytest.skip("not installed: none of flax, onnx, equinox, tf1")
+
+
+def test_bad_lengths_are_named_and_a_side_that_cannot_run_them_is_refused(model):
+    from harness import sides
+
+    with pytest.raises(ValueError, match="lengths"):
+        assert_equivalent(model, model, ragged_x(SPEC), lengths=[5, 2])  # one length short of the batch
+    with pytest.raises(ValueError, match="lengths"):
+        assert_equivalent(model, model, ragged_x(SPEC), lengths=[5, 6, 4])  # past T = 5
+    result = assert_equivalent(model, model, lengths=[6, 1])  # random x: one example per length
+    assert result.ok and "random x [6, 2, 3]" in result.inputs
+    side = sides.read(model, name="b")
+    side.no_lengths = "a reason of its own"
+    with pytest.raises(UnsupportedFeature, match=r"lengths: b \(CanonicalLSTM .*\) cannot run per-example lengths "
+                                                  r"here: a reason of its own"):
+        assert_equivalent(model, side, ragged_x(SPEC), lengths=LENGTHS)
+    assert assert_equivalent(model, side, ragged_x(SPEC)).ok  # without lengths it runs

@@ -12,6 +12,12 @@ framework, and the expected outputs are the oracle's on a's weights as a holds t
 (time-major; [B, T, in] with batch_first) and h0, c0 (zeros where not given), or random x [6, 3, in] with
 nonzero h0, c0; rounded to the pair's dtype (the coarsest of the two sides'; float64 only when both are).
 
+Per-example lengths (a right-padded batch, int [B]): each side runs them its own framework's way (harness.sides:
+torch packs, Keras masks, Flax passes seq_lengths, ONNX feeds sequence_lens, ...), and is compared with the
+oracle run with the same lengths and that side's convention for y at padded steps (zeros, the last valid
+output, or not compared where the framework leaves it undefined); the final states always. A side that cannot
+run lengths is refused by name before anything runs.
+
 The bound is the tolerance table's for that dtype (harness.compare), or rtol/atol where given; each side must
 be within it of the oracle, so two float32 frameworks may differ from each other by up to twice the bound
 (the result reports how far apart they are against that). Imports no framework: the sides' readers import
@@ -24,9 +30,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .backends import UnsupportedFeature
 from .canonical import CanonicalLSTM
 from .compare import Comparison, Tolerance, compare, tolerance_for
-from .inputs import check_inputs
+from .inputs import check_inputs, check_lengths
 from .outputs import LSTMOutput
 from .precision import numpy_dtype
 from .spec import LSTMSpec
@@ -44,11 +51,12 @@ class Pair:
     origin: str
     dtype: str
     batch_first: bool = False
+    lengths: np.ndarray | None = None  # per-example lengths, int64 [B] (None: every sequence runs all T steps)
 
 
 def read_pair(a, b, x=None, h0=None, c0=None, *, batch_first=False, select_a=None, select_b=None,
-              lenient=False, steps=STEPS, batch=BATCH, weights_on_a=True) -> Pair:
-    """Read both sides (harness.sides) and settle the inputs."""
+              lenient=False, steps=STEPS, batch=BATCH, weights_on_a=True, lengths=None) -> Pair:
+    """Read both sides (harness.sides) and settle the inputs (and lengths, which both sides must be able to run)."""
     from . import sides
 
     sa = sides.read(a, select_a, name="a", lenient=lenient)
@@ -59,8 +67,17 @@ def read_pair(a, b, x=None, h0=None, c0=None, *, batch_first=False, select_a=Non
     sides.same_shape(sa, sb)
     dtype = sides.coarsest(sa.dtype, sb.dtype)
     spec = sa.spec or sb.spec
+    if lengths is not None and x is None:  # random x: one example per length
+        batch = len(np.atleast_1d(np.asarray(lengths)))
     xs, origin = inputs(spec, x, h0, c0, batch_first, dtype, steps, batch)
-    return Pair(sa, sb, xs, origin, dtype, batch_first)
+    if lengths is not None:
+        lengths = check_lengths(lengths, xs[0].shape[0], xs[0].shape[1])
+        for name, side in (("a", sa), ("b", sb)):
+            if side.no_lengths:
+                raise UnsupportedFeature(f"lengths: {name} ({side.label}) cannot run per-example lengths here: "
+                                         f"{side.no_lengths}")
+        origin += f", per-example lengths {lengths.tolist()}"
+    return Pair(sa, sb, xs, origin, dtype, batch_first, lengths)
 
 
 def inputs(spec: LSTMSpec, x, h0, c0, batch_first: bool, dtype: str, steps: int = STEPS, batch: int = BATCH):
@@ -84,12 +101,13 @@ def inputs(spec: LSTMSpec, x, h0, c0, batch_first: bool, dtype: str, steps: int 
 
 
 def run(side, pair: Pair) -> LSTMOutput:
-    """One side on the pair's inputs, time-major; a function side is called in the caller's layout."""
+    """One side on the pair's inputs (and lengths), time-major; a function side is called in the caller's layout."""
     x, h0, c0 = pair.xs
+    lengths = {} if pair.lengths is None else {"lengths": pair.lengths}  # sides as diagnose makes them take none
     if side.framework == "function" and pair.batch_first:
-        out = side.run(np.ascontiguousarray(x.transpose(1, 0, 2)), h0, c0)
+        out = side.run(np.ascontiguousarray(x.transpose(1, 0, 2)), h0, c0, **lengths)
         return LSTMOutput(np.asarray(out.y).transpose(1, 0, 2), out.h_n, out.c_n)
-    return side.run(x, h0, c0)
+    return side.run(x, h0, c0, **lengths)
 
 
 def tolerance(dtype: str, rtol=None, atol=None) -> Tolerance:
@@ -111,11 +129,12 @@ def output_dtype(side, out: LSTMOutput, dtype: str) -> str:
     return sides.coarsest(dtype, kind.name) if np.issubdtype(kind, np.floating) else dtype
 
 
-def compared(spec: LSTMSpec, actual: LSTMOutput, expected: LSTMOutput, tol: Tolerance, batch_first: bool) -> Comparison:
+def compared(spec: LSTMSpec, actual: LSTMOutput, expected: LSTMOutput, tol: Tolerance, batch_first: bool,
+             lengths=None, padding: str = "zeros") -> Comparison:
     """compare() in the caller's layout, so the indices in a message are the caller's."""
     if batch_first:
         actual, expected = (LSTMOutput(np.asarray(o.y).transpose(1, 0, 2), o.h_n, o.c_n) for o in (actual, expected))
-    return compare(spec, actual, expected, tol, batch_first=batch_first)
+    return compare(spec, actual, expected, tol, batch_first=batch_first, lengths=lengths, padding=padding)
 
 
 def describe(side) -> str:
@@ -155,23 +174,33 @@ class Equivalence:
                 f"  b: {self.b}: {worst(self.b_vs_oracle)}\n  a vs b: {self.a_vs_b:.3g} x twice the bound")
 
 
-def assert_equivalent(a, b, x=None, *, h0=None, c0=None, batch_first: bool = False, rtol: float | None = None,
-                      atol: float | None = None, select_a=None, select_b=None) -> Equivalence:
+def assert_equivalent(a, b, x=None, *, h0=None, c0=None, lengths=None, batch_first: bool = False,
+                      rtol: float | None = None, atol: float | None = None, select_a=None,
+                      select_b=None) -> Equivalence:
     """Run a and b, each in its own framework, on the same inputs; compare each with the float64 oracle on a's
     weights. Raise AssertionError naming both sides, every output part outside the bound, how many elements,
     the worst absolute and relative error, where, and the bound; return an Equivalence when both agree.
 
     x: [T, B, in] ([B, T, in] with batch_first), h0/c0: [L*D, B, H] (zeros where not given); None: random x
-    [6, 3, in] with nonzero h0, c0. rtol/atol replace the tolerance table's bound. select_a / select_b pick one
-    LSTM where a side holds several (a module name, Keras layer names, a tree path, an ONNX node, a TF1 scope).
+    [6, 3, in] with nonzero h0, c0. lengths: int [B], each example's valid steps (right padding, 1..T; with
+    random x, one example per length). rtol/atol replace the tolerance table's bound. select_a / select_b pick
+    one LSTM where a side holds several (a module name, Keras layer names, a tree path, an ONNX node, a TF1
+    scope).
     """
-    pair = read_pair(a, b, x, h0, c0, batch_first=batch_first, select_a=select_a, select_b=select_b)
+    pair = read_pair(a, b, x, h0, c0, batch_first=batch_first, select_a=select_a, select_b=select_b,
+                     lengths=lengths)
     spec = pair.a.spec
-    expected = pair.a.model.forward(*pair.xs)
+    lengths = pair.lengths
+    ragged = {"lengths": lengths} if lengths is not None else {}
+
+    def expected_for(side) -> LSTMOutput:  # the oracle with the side's own convention for y at padded steps
+        return pair.a.model.forward(*pair.xs, **ragged, **({"padding": side.padding} if ragged else {}))
+
     out_a, out_b = run(pair.a, pair), run(pair.b, pair)
     dtype = output_dtype(pair.b, out_b, pair.dtype)
     tol = tolerance(dtype, rtol, atol)
-    ca, cb = (compared(spec, out, expected, tol, batch_first) for out in (out_a, out_b))
+    ca, cb = (compared(spec, out, expected_for(side), tol, batch_first, lengths, side.padding)
+              for side, out in ((pair.a, out_a), (pair.b, out_b)))
     labels = {"a": describe(pair.a), "b": describe(pair.b)}
     if not (ca.ok and cb.ok):
         lines = [f"assert_equivalent: {' and '.join(n for n, c in (('a', ca), ('b', cb)) if not c.ok)} "
@@ -186,6 +215,7 @@ def assert_equivalent(a, b, x=None, *, h0=None, c0=None, batch_first: bool = Fal
         lines.append("harness.diagnose(a, b) searches the catalogue of porting mistakes for the one that explains it")
         raise AssertionError("\n".join(lines))
     twice = Tolerance(2 * tol.rtol, 2 * tol.atol, "twice the bound")
-    between = compared(spec, out_b, out_a, twice, batch_first).worst.worst_ratio
+    same = pair.a.padding if pair.a.padding == pair.b.padding else "undefined"  # padded y compared only if alike
+    between = compared(spec, out_b, out_a, twice, batch_first, lengths, same).worst.worst_ratio
     return Equivalence(labels["a"], labels["b"], spec, dtype, pair.origin, tol, ca, cb, between,
                        pair.a.notes + pair.b.notes)

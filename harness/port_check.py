@@ -307,7 +307,7 @@ def _keras(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
     return run_layers(layers, spec, xs, dtype), how
 
 
-def _flax(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
+def _flax(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str, lengths=None):
     from .backends import _flax_trees, _jax
     from .backends._names import group_by_prefix
     from .readers.flax_msgpack import style
@@ -342,12 +342,12 @@ def _flax(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
     structure = runner.program_structure(spec)  # the backend's own compiled program, shared with its runs
     forward = _jax.compiled((*runner.program_key(), structure, False, dtype),
                             lambda: runner.build_forward(structure, False, dtype))
-    with _jax.dtype_scope(dtype):  # the run's own arguments: lengths are data (T each here)
-        y, h_n, c_n = forward(_jax.put(weights, dtype, "cpu"), *_jax.inputs(spec, *xs, False, dtype, "cpu"))
+    with _jax.dtype_scope(dtype):  # the run's own arguments: lengths are data (T each without them)
+        y, h_n, c_n = forward(_jax.put(weights, dtype, "cpu"), *_jax.inputs(spec, *xs, False, dtype, "cpu", lengths))
     return LSTMOutput.of(y, h_n, c_n), how
 
 
-def _onnx(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
+def _onnx(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str, lengths=None):
     import onnx
     import onnxruntime as ort
 
@@ -374,6 +374,9 @@ def _onnx(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
         for slot, name, value in ((5, f"__check_h0_{k}", h0), (6, f"__check_c0_{k}", c0)):
             node.input[slot] = name
             feeds[name] = value[k * D:(k + 1) * D]
+        if lengths is not None:  # every node's sequence_lens, ONNX's own per-example lengths (int32 [B])
+            node.input[4] = "__check_lens"
+            feeds["__check_lens"] = np.asarray(lengths, dtype=np.int32)
         for slot in range(3):
             if not node.output[slot]:
                 node.output[slot] = f"__check_out{slot}_{k}"
@@ -384,8 +387,8 @@ def _onnx(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
     del g.node[:]
     g.node.extend(kept_nodes)
     del g.input[:]
-    g.input.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, list(value.shape))
-                   for name, value in feeds.items())
+    g.input.extend(onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(value.dtype),
+                                                      list(value.shape)) for name, value in feeds.items())
     used = {i for n in kept_nodes for i in n.input}
     kept_inits = [t for t in g.initializer if t.name in used]
     del g.initializer[:]

@@ -31,6 +31,12 @@ checkpoint names to arrays (tf.train.load_checkpoint's tensors): the cell gives 
 Each object is recognised by its type, and only through a framework that is already imported (a torch module
 cannot exist unless torch is): recognising imports nothing. What a reader cannot express in the canonical
 model is refused by name (UnsupportedFeature), as the file readers refuse it.
+
+Per-example lengths (right padding): each side runs them its framework's own way, as its backend does (torch
+packs the batch, Keras masks it, Flax and nnx pass seq_lengths, ONNX feeds sequence_lens, TF1 dynamic_rnn's
+sequence_length, equinox masks the backend's scan, a function is called fn(x, h0, c0, lengths)), and `padding`
+says what its y holds at padded steps: "zeros", "carry" (the last valid output) or "undefined" (not compared).
+A side that cannot run them says why in `no_lengths`.
 """
 
 from __future__ import annotations
@@ -47,14 +53,14 @@ from ..canonical import CanonicalLSTM
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
 
-Run = Callable[[np.ndarray, np.ndarray, np.ndarray], LSTMOutput]
+Run = Callable[..., LSTMOutput]  # run(x, h0, c0, lengths=None)
 
 
 @dataclass
 class Side:
     """One LSTM as read: its weights (None for a function), its spec, and `run`, which runs it in its own
-    framework on time-major float64 x [T, B, in], h0, c0 (holding values of `dtype`) and returns time-major
-    outputs."""
+    framework on time-major float64 x [T, B, in], h0, c0 (holding values of `dtype`), and per-example lengths
+    (int64 [B], or None), and returns time-major outputs."""
 
     label: str  # what it is, for messages: "torch.nn.LSTM 'encoder.lstm'"
     framework: str  # "torch", "keras", "flax", "flax-nnx", "equinox", "onnx", "tf1", "numpy", "function"
@@ -64,6 +70,8 @@ class Side:
     how: str = ""  # how it runs: its own object, or a twin built by its framework, and why
     gate: str = "sigmoid"  # its gates' activation (harness.mistakes.GATE_FUNCTIONS; diagnose reads others)
     notes: list[str] = field(default_factory=list)
+    padding: str = "zeros"  # y at padded steps when run with lengths: "zeros", "carry" or "undefined"
+    no_lengths: str = ""  # why it cannot run per-example lengths ("": it can)
 
     @property
     def spec(self) -> LSTMSpec | None:
@@ -131,10 +139,11 @@ def read(obj: Any, select=None, *, name: str = "a", lenient: bool = False) -> Si
 
 def function_side(fn: Callable, name: str) -> Side:
     """A user's forward function, fn(x, h0, c0) -> (y, h_n, c_n) or (y, (h_n, c_n)), called in the caller's
-    layout (batch_first is applied around it by the caller of `run`)."""
+    layout (batch_first is applied around it by the caller of `run`); with per-example lengths it is called
+    fn(x, h0, c0, lengths), and its y at padded steps is not compared (its convention is its own)."""
 
-    def run(x, h0, c0):
-        out = fn(x, h0, c0)
+    def run(x, h0, c0, lengths=None):
+        out = fn(x, h0, c0) if lengths is None else fn(x, h0, c0, lengths)
         if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], tuple):  # torch's (y, (h, c))
             out = (out[0], *out[1])
         if not isinstance(out, tuple) or len(out) != 3:
@@ -142,7 +151,7 @@ def function_side(fn: Callable, name: str) -> Side:
         return LSTMOutput.of(*(np.asarray(a) for a in out))
 
     label = getattr(fn, "__qualname__", None) or getattr(getattr(fn, "func", None), "__qualname__", "function")
-    return Side(f"function {label}", "function", None, None, run, "the function itself")
+    return Side(f"function {label}", "function", None, None, run, "the function itself", padding="undefined")
 
 
 def same_shape(a: Side, b: Side) -> None:
@@ -170,3 +179,16 @@ def dtype_name(dtype: Any) -> str:
     """A framework dtype (torch.float32, 'float32', np.float32, a Keras policy name) as a numpy name."""
     text = str(getattr(dtype, "name", dtype)).removeprefix("torch.")
     return text if text in _PRECISION else str(np.dtype(text))
+
+
+def framework_lengths(side: Side, backend: str) -> Side:
+    """`side`, run with per-example lengths as `backend` runs them (the same framework, the same way): that
+    backend's padding convention for the side's spec, or why it cannot run them (its supports(), for the
+    side's spec and dtype, on the CPU)."""
+    from .. import backends
+
+    b = backends.get(backend)
+    side.no_lengths = b.supports(side.model.spec, side.dtype or "float32", "cpu", lengths=True) or ""
+    if not side.no_lengths:
+        side.padding = b.padding(side.model.spec)
+    return side

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .. import backends
 from ..spec import LSTMSpec
-from . import Side, dtype_name, loaded
+from . import Side, dtype_name, framework_lengths, loaded
 
 
 def _cells(obj):
@@ -61,5 +61,7 @@ def read(obj, select, option: str, lenient: bool) -> Side:
     # What the backend's prepare() would hold, with the user's cells as the weights.
     live = backends.Prepared("equinox", spec, dtype, "cpu", {"spec": spec, "weights": cells, "dtype": dtype,
                                                              "device": "cpu"})
-    return Side(f"equinox {len(cells)} LSTMCell(s)", "equinox", model, dtype,
-                lambda x, h0, c0: backend.run(live, x, h0, c0), "the user's cells, in the equinox backend's scan")
+    side = Side(f"equinox {len(cells)} LSTMCell(s)", "equinox", model, dtype,
+                lambda x, h0, c0, lengths=None: backend.run(live, x, h0, c0, lengths=lengths),
+                "the user's cells, in the equinox backend's scan")
+    return framework_lengths(side, "equinox")

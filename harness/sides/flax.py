@@ -19,7 +19,7 @@ from ..backends import UnsupportedFeature
 from ..outputs import LSTMOutput
 from ..readers import Source
 from ..spec import LSTMSpec
-from . import Side, dtype_name, loaded, renamed
+from . import Side, dtype_name, framework_lengths, loaded, renamed
 
 LENIENT = {"hard_sigmoid": "hard_sigmoid_keras3"}  # jax.nn.hard_sigmoid is relu6(x + 3) / 6: Keras 3's
 
@@ -66,14 +66,14 @@ def read(obj, select, option: str, lenient: bool) -> Side:
         source = Source(tree, f"{family} tree", select=prefix.rstrip("/") or None)
         how = f"{type(module).__name__} is not an RNN, Bidirectional or Sequential of them: Flax's own modules " \
               "on its LSTM's parameters"
-        run = lambda x, h0, c0: _flax(source, spec, (x, h0, c0), dtype, family)[0]  # noqa: E731
+        run = lambda x, h0, c0, lengths=None: _flax(source, spec, (x, h0, c0), dtype, family, lengths)[0]  # noqa: E731
     else:
         how = f"the user's {type(module).__name__} itself (time_major=True, return_carry=True)"
         run = functools.partial(_run_own, layers, spec.num_directions, dtype, not nnx_model)
     path = prefix.strip("/").removeprefix("params").strip("/")
     name = f" {path!r}" if path else ""
     label = f"{'flax.nnx' if nnx_model else 'flax.linen'} {type(module).__name__}{name}"
-    return Side(label, family, model, dtype, run, how, gate=gate, notes=notes)
+    return framework_lengths(Side(label, family, model, dtype, run, how, gate=gate, notes=notes), family)
 
 
 def _own_layers(module, tree, prefix: str, nnx_model: bool, lenient: bool):
@@ -128,7 +128,8 @@ def _check_cell(cell, lenient: bool) -> str:
     raise UnsupportedFeature(f"{where} has gate_fn={gate}: the canonical LSTM's gates use the logistic sigmoid")
 
 
-def _run_own(layers, num_directions: int, dtype: str, jit: bool, x, h0, c0) -> LSTMOutput:
+def _run_own(layers, num_directions: int, dtype: str, jit: bool, x, h0, c0, lengths=None) -> LSTMOutput:
+    """The user's layers on x, h0, c0 (and per-example lengths: Flax's seq_lengths, int32 [B])."""
     from ..backends import _jax
     from ..backends._flax import run_layers
 
@@ -136,5 +137,6 @@ def _run_own(layers, num_directions: int, dtype: str, jit: bool, x, h0, c0) -> L
 
     with _jax.dtype_scope(dtype):
         args = _jax.put((x, h0, c0), dtype, "cpu")
-        forward = lambda *a: run_layers(layers, num_directions, *a)  # noqa: E731
-        return LSTMOutput.of(*(jax.jit(forward) if jit else forward)(*args))  # nnx modules: not in jax.jit
+        seq_lengths = None if lengths is None else jax.numpy.asarray(np.asarray(lengths), dtype=jax.numpy.int32)
+        forward = lambda x, h0, c0, n: run_layers(layers, num_directions, x, h0, c0, n)  # noqa: E731
+        return LSTMOutput.of(*(jax.jit(forward) if jit else forward)(*args, seq_lengths))  # nnx: not in jax.jit

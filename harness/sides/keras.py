@@ -18,7 +18,7 @@ import numpy as np
 from .. import backends
 from ..backends import UnsupportedFeature
 from ..outputs import LSTMOutput
-from . import Side, dtype_name, loaded, renamed
+from . import Side, dtype_name, framework_lengths, loaded, renamed
 
 LENIENT = {"hard_sigmoid": "hard_sigmoid_keras3"}  # Keras 3 computes its own hard_sigmoid, whatever trained it
 
@@ -87,9 +87,10 @@ def read(obj, select, option: str, lenient: bool) -> Side:
     label = f"{type(obj).__name__} {obj.name!r}" + ("" if [obj.name] == chosen else f" (layers {', '.join(chosen)})")
     said = [n.replace(", and --check compares them all", ", and every step is compared") for n in source.notes
             if "training only" not in n and "only initialises" not in n]  # a live layer's training settings: noise
-    return Side(f"keras {label}", "keras", model, dtype,
-                lambda x, h0, c0: run_layers(runnable, spec, (x, h0, c0), dtype), how,
+    side = Side(f"keras {label}", "keras", model, dtype,
+                lambda x, h0, c0, lengths=None: run_layers(runnable, spec, (x, h0, c0), dtype, lengths), how,
                 gate=kinds.pop(), notes=said + notes)
+    return framework_lengths(side, "keras")
 
 
 def _returns_everything(layer) -> bool:
@@ -150,16 +151,19 @@ def rebuild(keras, layer, input_size: int):
     return fresh
 
 
-def run_layers(layers: list, spec, xs, dtype: str) -> LSTMOutput:
+def run_layers(layers: list, spec, xs, dtype: str, lengths=None) -> LSTMOutput:
     """Keras LSTM / Bidirectional layers (returning sequences and states) run one after another on time-major
-    x, h0, c0; the outputs time-major, h_n and c_n in the canonical layer * D + direction order."""
+    x, h0, c0; the outputs time-major, h_n and c_n in the canonical layer * D + direction order. Per-example
+    lengths reach every layer as Keras's mask [B, T] (True at valid steps), as a Masking layer would pass it."""
     import keras
 
     D = spec.num_directions
     x, h0, c0 = (np.asarray(a, dtype=dtype) for a in xs)
     seq, hs, cs = x.transpose(1, 0, 2), [], []
+    mask = None if lengths is None else keras.ops.convert_to_tensor(
+        np.arange(x.shape[0])[None, :] < np.asarray(lengths)[:, None])
     for k, layer in enumerate(layers):
-        outs = layer(seq, initial_state=[s[k * D + d] for d in range(D) for s in (h0, c0)])
+        outs = layer(seq, initial_state=[s[k * D + d] for d in range(D) for s in (h0, c0)], mask=mask)
         seq = outs[0]
         for d in range(D):  # LSTM -> [y, h, c]; Bidirectional -> [y, fh, fc, bh, bc]
             hs.append(keras.ops.convert_to_numpy(outs[1 + 2 * d]))

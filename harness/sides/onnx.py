@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import backends
 from ..readers import Source
 from ..spec import LSTMSpec
-from . import Side, loaded, renamed
+from . import Side, framework_lengths, loaded, renamed
 
 
 def recognise(obj) -> bool:
@@ -38,6 +38,8 @@ def read(obj, select, option: str, lenient: bool) -> Side:
     spec = LSTMSpec(**fields)
     model = backends.get("onnx").import_(obj, spec, select)
     source = Source(obj, "ONNX model", select=select)
-    return Side(label, "onnx", model, "float32",
-                lambda x, h0, c0: _onnx(source, spec, (x, h0, c0), "float32", "onnx")[0],
-                "onnxruntime on the user's graph, from the first LSTM node's input on")
+    side = Side(label, "onnx", model, "float32",
+                lambda x, h0, c0, lengths=None: _onnx(source, spec, (x, h0, c0), "float32", "onnx", lengths)[0],
+                "onnxruntime on the user's graph, from the first LSTM node's input on (lengths: every LSTM node's "
+                "sequence_lens)")
+    return framework_lengths(side, "onnx")

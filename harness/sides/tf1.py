@@ -22,7 +22,7 @@ import numpy as np
 from .. import backends
 from ..backends import UnsupportedFeature
 from ..backends.tf1 import LEGACY_CELLS
-from . import Side, dtype_name, loaded
+from . import Side, dtype_name, framework_lengths, loaded
 
 
 def _is_cell(rc, obj) -> bool:
@@ -96,5 +96,6 @@ def read(obj, select, option: str, lenient: bool) -> Side:
     else:
         live = backend.prepare(model, dtype, "cpu")
         how = f"TF1 {type(inner[0]).__name__}s of the same arguments holding the checkpoint's variables"
-    return Side(f"TF1 {kind} (forget_bias={a['forget_bias']:g})", name, model, dtype,
-                lambda x, h0, c0: backend.run(live, x, h0, c0), how)
+    side = Side(f"TF1 {kind} (forget_bias={a['forget_bias']:g})", name, model, dtype,
+                lambda x, h0, c0, lengths=None: backend.run(live, x, h0, c0, lengths=lengths), how)
+    return framework_lengths(side, name)

@@ -8,7 +8,7 @@ import numpy as np
 from .. import backends
 from ..outputs import LSTMOutput
 from ..spec import LSTMSpec
-from . import Side, choose, dtype_name, loaded
+from . import Side, choose, dtype_name, framework_lengths, loaded
 
 
 def recognise(obj) -> bool:
@@ -35,14 +35,18 @@ def read(obj, select, option: str, lenient: bool) -> Side:
 
     label = f"torch.nn.LSTM {name!r}" if name else "torch.nn.LSTM"
     how = "the user's torch.nn.LSTM itself" + (f", batch_first={lstm.batch_first}" if lstm.batch_first else "")
-    return Side(label, "torch", model, dtype_name(param.dtype), lambda x, h0, c0: run_lstm(lstm, x, h0, c0), how,
-                notes=notes)
+    side = Side(label, "torch", model, dtype_name(param.dtype),
+                lambda x, h0, c0, lengths=None: run_lstm(lstm, x, h0, c0, lengths), how, notes=notes)
+    return framework_lengths(side, "torch")
 
 
-def run_lstm(lstm, x, h0, c0) -> LSTMOutput:
+def run_lstm(lstm, x, h0, c0, lengths=None) -> LSTMOutput:
     """A torch.nn.LSTM on time-major numpy x, h0, c0 (in its own dtype, device and layout, in eval mode for the
-    call: dropout between layers is training-time only); the outputs time-major, as numpy."""
+    call: dropout between layers is training-time only); the outputs time-major, as numpy. With per-example
+    lengths, x is packed (pack_padded_sequence, enforce_sorted=False) and y padded back with zeros to x's steps,
+    as torch users run a padded batch."""
     import torch
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     param = next(lstm.parameters())
     place = lambda a: torch.as_tensor(np.asarray(a)).to(device=param.device, dtype=param.dtype)  # noqa: E731
@@ -51,7 +55,13 @@ def run_lstm(lstm, x, h0, c0) -> LSTMOutput:
     lstm.train(False)
     try:
         with torch.no_grad():
-            y, (h_n, c_n) = lstm(xt, (place(h0), place(c0)))
+            if lengths is None:
+                y, (h_n, c_n) = lstm(xt, (place(h0), place(c0)))
+            else:
+                packed = pack_padded_sequence(xt, torch.as_tensor(np.asarray(lengths), dtype=torch.int64),
+                                              batch_first=lstm.batch_first, enforce_sorted=False)
+                y, (h_n, c_n) = lstm(packed, (place(h0), place(c0)))
+                y, _ = pad_packed_sequence(y, batch_first=lstm.batch_first, total_length=x.shape[0])
     finally:
         lstm.train(training)
     y, h_n, c_n = (t.detach().float().cpu().numpy() if t.dtype in (torch.float16, torch.bfloat16)
