@@ -94,6 +94,18 @@ def configured_keras_backend() -> str:
     return config.get("backend", "tensorflow") if isinstance(config, dict) else "tensorflow"
 
 
+
+def lengths_mask(lengths, steps: int):
+    """Keras's mask for per-example lengths, as a Masking layer passes it: [B, T], True at valid steps (None
+    without lengths). Shared by the backend and by assert_equivalent's Keras side."""
+    if lengths is None:
+        return None
+    import keras
+
+    from ..compare import padded_steps
+
+    return keras.ops.convert_to_tensor(~padded_steps(lengths, steps, batch_first=True))
+
 class KerasBackend(Backend):
     """`keras`: Keras on this process's KERAS_BACKEND, in-process (an alias of that keras-<backend>)."""
 
@@ -267,8 +279,7 @@ class KerasBackend(Backend):
             inits = [None if h0 is None else [tensor(s[k * D + d]) for d in range(D) for s in (h0, c0)]
                      for k in range(spec.num_layers)]
             steps = xa.shape[1 if batch_first else 0]
-            mask = None if lengths is None else keras.ops.convert_to_tensor(
-                np.arange(steps)[None, :] < np.asarray(lengths)[:, None])  # [B, T], True at valid steps
+            mask = lengths_mask(lengths, steps)
         forward = keras_compiled.build(runtime, variant, prepared["layers"], D)
 
         def call():

@@ -157,11 +157,12 @@ def run_layers(layers: list, spec, xs, dtype: str, lengths=None) -> LSTMOutput:
     lengths reach every layer as Keras's mask [B, T] (True at valid steps), as a Masking layer would pass it."""
     import keras
 
+    from ..backends.keras import lengths_mask
+
     D = spec.num_directions
     x, h0, c0 = (np.asarray(a, dtype=dtype) for a in xs)
     seq, hs, cs = x.transpose(1, 0, 2), [], []
-    mask = None if lengths is None else keras.ops.convert_to_tensor(
-        np.arange(x.shape[0])[None, :] < np.asarray(lengths)[:, None])
+    mask = lengths_mask(lengths, x.shape[0])
     for k, layer in enumerate(layers):
         outs = layer(seq, initial_state=[s[k * D + d] for d in range(D) for s in (h0, c0)], mask=mask)
         seq = outs[0]
