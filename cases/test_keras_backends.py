@@ -42,12 +42,15 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def prepared(data):
+def prepared(data, request):
     """name -> (backend, its prepared model, the direct layer call's outputs), built once per Keras backend."""
     model, inputs, _ = data
     made = {}
-    for name in KERAS:  # the workers import while this process builds its own
-        backends.get(name).start_in_background()
+    # In one process the workers import while this process builds its own. Not in an xdist worker: it runs
+    # one keras-<b>'s tests (conftest.worker_scope), and starting the others there cost 3-5 s of CPU each.
+    if not hasattr(request.config, "workerinput"):
+        for name in KERAS:
+            backends.get(name).start_in_background()
 
     def get(name):
         if name not in made:
