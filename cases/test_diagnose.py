@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
 import pytest
 
 from harness import CanonicalLSTM, LSTMSpec, convert, diagnose, files, mistakes, sides
@@ -36,10 +37,10 @@ def once(side):
     """The side with its run memoized (diagnose's inputs are the same on every call)."""
     run, seen = side.run, {}
 
-    def memo(x, h0, c0):
-        key = (x.tobytes(), h0.tobytes(), c0.tobytes())
+    def memo(x, h0, c0, **lengths):
+        key = (x.tobytes(), h0.tobytes(), c0.tobytes(), *(v.tobytes() for v in lengths.values()))
         if key not in seen:
-            seen[key] = run(x, h0, c0)
+            seen[key] = run(x, h0, c0, **lengths)
         return seen[key]
 
     side.run = memo
@@ -184,6 +185,60 @@ def test_tf1_torch_names_a_mistake_on_the_tf1_side(tf1_model):
     assert named(result, "a", "directions-swapped"), str(result)
 
 
+# Per-example lengths --------------------------------------------------------------------------------
+LENGTHS = [4, 2, 3, 1]  # x [4, 4, 3]: every example but the first padded
+
+
+def _ragged_torch_port(lstm, mistake: str):
+    """fn(x, h0, c0, lengths): the torch LSTM, run by a port that misuses the lengths as `mistake` says, written in
+    torch's own terms (packing or not), not with harness.mistakes; it zeroes y at padded steps itself, so what a
+    misuse leaves there is not what the catalogue's prediction computes (diagnose must not compare it)."""
+    import torch
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    def port(x, h0, c0, lengths):
+        t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+        with torch.no_grad():
+            packed = pack_padded_sequence(t(x), torch.as_tensor(lengths), enforce_sorted=False)
+            y, _ = pad_packed_sequence(lstm(packed, (t(h0), t(c0)))[0], total_length=x.shape[0])
+            _, (h, c) = lstm(packed, (t(h0), t(c0)))
+            y_all, (h_all, c_all) = lstm(t(x), (t(h0), t(c0)))  # every sequence to T: the padding as data
+        if mistake == "padding-processed-as-data":
+            y, h, c = y_all, h_all, c_all
+        elif mistake == "backward-starts-at-T-1":  # the backward half from the run over the whole padded batch
+            H = lstm.hidden_size
+            y, h, c = y.clone(), h.clone(), c.clone()
+            y[..., H:], h[1::2], c[1::2] = y_all[..., H:], h_all[1::2], c_all[1::2]
+        elif mistake == "final-state-at-T-1":
+            h, c = h_all, c_all
+        valid = torch.arange(x.shape[0])[:, None, None] < torch.as_tensor(lengths)[None, :, None]
+        return (y * valid).numpy(), h.numpy(), c.numpy()  # y zero at padded steps, as a port that masks it
+    return port
+
+
+@pytest.mark.parametrize("mistake", [m.name for m in mistakes.CATALOGUE if m.family == "lengths"])
+def test_torch_names_each_misuse_of_lengths(mistake):
+    """A bidirectional torch LSTM run packed, against a port of it that misuses the lengths: each misuse is named,
+    on the port, and no other (on a bidirectional LSTM the three differ at valid steps)."""
+    needs("torch")
+    model = CanonicalLSTM.random(SPEC.replace(bidirectional=True), seed=8).rounded("float32")
+    lstm = torch_lstm(model)
+    result = diagnose(lstm, _ragged_torch_port(lstm, mistake), lengths=LENGTHS)
+    assert named(result, "b", mistake) and len(result.explained) == 1, str(result)
+    assert "per-example lengths [4, 2, 3, 1]" in result.inputs
+
+
+def test_keras_torch_with_lengths_agree_and_name_a_weight_mistake(torch_a, keras_a, model):
+    """Keras masks (a one-direction layer carries its last output on at padded steps), torch packs (zeros there):
+    each side is held to its own convention, so the pair agrees, and a mistake in the weights is still named."""
+    same = diagnose(torch_a, keras_a, lengths=LENGTHS)
+    assert same.agree, str(same)
+    result = diagnose(torch_a, keras_layer(mistakes.get("gate-order-igfo").plant(model)), lengths=LENGTHS)
+    assert named(result, "b", "gate-order-igfo"), str(result)
+    backwards = diagnose(torch_a, keras_layer(model, go_backwards=True), lengths=LENGTHS)
+    assert not backwards.agree and "go-backwards" in backwards.not_searched, str(backwards)
+
+
 # python -m harness diagnose -------------------------------------------------------------------------
 def test_cli(tmp_path, tf1_model, capsys):
     needs("tf1", "torch")
@@ -213,3 +268,36 @@ def test_cli(tmp_path, tf1_model, capsys):
     with pytest.raises(SystemExit):
         run("bad.safetensors", "--a-spec", tf1_spec, "--atol", "-1")
     assert "python -m harness diagnose: error: --atol: expected a number >= 0, got -1.0" in capsys.readouterr().err
+
+
+def test_cli_with_lengths(tmp_path, model, capsys):
+    """--lengths: a Keras file (masked: a one-direction layer carries its last output on) against torch files
+    (packed), each run its framework's way; a bad --lengths is a usage error naming it."""
+    needs("keras", "torch")
+    import keras
+
+    inputs = keras.Input((None, SPEC.input_size))
+    keras.Model(inputs, keras_layer(model)(inputs)).save(tmp_path / "model.keras")  # as a user saves one
+    files.write("torch", model, tmp_path / "good.safetensors", "float32")
+    files.write("torch", mistakes.get("gate-order-ifog").plant(model), tmp_path / "bad.safetensors", "float32")
+
+    def run(b, *extra):
+        code = main(["diagnose", str(tmp_path / "model.keras"), str(tmp_path / b), "--a-from", "keras",
+                     "--b-from", "torch", *extra])
+        return code, capsys.readouterr()
+
+    code, out = run("good.safetensors", "--lengths", "4, 2,3,1")
+    assert code == 0 and "a and b agree" in out.out and "per-example lengths [4, 2, 3, 1]" in out.out, out
+    code, out = run("bad.safetensors", "--lengths", "4,2,3,1")
+    assert code == 3 and "b: gate-order-ifog: the gate blocks in order i, f, o, g" in out.out, out.out
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((5, 2, 3)))
+    for lengths, error in (("4,two", "--lengths: expected whole numbers separated by commas (e.g. 4,2,3), got "
+                                     "'4,two'"),
+                           ("4,2,3", "--lengths: expected shape (2,), one length per batch element of x, got (3,)"),
+                           ("4,0", "--lengths: expected each length in 1..5 (right padding: the valid steps come "
+                                   "first), got 0 at index 1")):
+        with pytest.raises(SystemExit) as exit_:
+            run("good.safetensors", "--inputs", str(x), "--lengths", lengths)
+        assert exit_.value.code == 2 and f"python -m harness diagnose: error: {error}" in capsys.readouterr().err
+

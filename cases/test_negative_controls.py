@@ -13,17 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from misplaced_gate_clip import WRONG_PLACES
+from misplaced_gate_clip import forward as misplaced_forward
 
 from harness import mistakes
 from harness.backends import get
 from harness.canonical import CanonicalLSTM
 from harness.catalogue import get_case
-from harness.compare import compare, tolerance_for
+from harness.compare import compare, padded_steps, tolerance_for
 from harness.outputs import LSTMOutput
 from harness.results import NOT_INSTALLED, SKIPPED, UNSUPPORTED
 from harness.runner import oracle_for, run_case
 from harness.spec import LSTMSpec
-from misplaced_gate_clip import WRONG_PLACES, forward as misplaced_forward
 
 
 @dataclass(frozen=True)
@@ -118,37 +119,83 @@ SPECS = (  # in = H, so that the [x, h] swap and the input kernel's block transp
 )
 
 
-def _planted(mistake):
-    """The first of SPECS that can express the mistake: a's model, inputs, base gate; a's and b's outputs."""
-    spec = next(s for s in SPECS if mistake.expressible(s, SQUARE, SQUARE) is None)
-    model = CanonicalLSTM.random(spec, seed=3).rounded("float32")
+LENGTHS = np.array([4, 2, 3, 1])  # a right-padded batch of SQUARE examples: every example but one padded
+
+
+def _spec_for(mistake, lengths=None):
+    return next((s for s in SPECS if mistake.expressible(s, SQUARE, SQUARE, lengths) is None), None)
+
+
+def _planted(mistake, lengths=None):
+    """The first of SPECS that can express the mistake: a's model, inputs, base gate; a's and b's outputs (y at
+    padded steps zero, when the run has lengths)."""
+    model = CanonicalLSTM.random(_spec_for(mistake, lengths), seed=3).rounded("float32")
     xs = tuple(a.astype(np.float32).astype(np.float64) for a in model.random_inputs(SQUARE, SQUARE, seed=4))
     gate = "hard_sigmoid_keras3" if mistake.gate == "sigmoid" else "sigmoid"  # a port from hard_sigmoid gates
-    return model, xs, gate, mistakes.forward(model, *xs, gate=gate), mistake.predict(model, *xs, gate=gate)
+    return (model, xs, gate, mistakes.forward(model, *xs, gate=gate, lengths=lengths),
+            mistake.predict(model, *xs, gate=gate, lengths=lengths))
 
 
 # The gate orders: two here; every one of the 23 is planted by torch and by a TF1 port in test_diagnose.py.
 FRAMEWORK_FREE = [m for m in mistakes.CATALOGUE
                   if m.family != "gate order" or m.name in ("gate-order-igfo", "gate-order-iofg")]
+# Each once on full sequences and once on a padded batch, where the catalogue predicts it there (the lengths
+# family only there).
+PLANTED = [pytest.param(m, lengths, id=f"{m.name}-{'padded' if lengths is not None else 'full'}")
+           for m in FRAMEWORK_FREE for lengths in (None, LENGTHS) if _spec_for(m, lengths) is not None]
 
 
-@pytest.mark.parametrize("mistake", FRAMEWORK_FREE, ids=[m.name for m in FRAMEWORK_FREE])
-def test_every_mistake_is_caught_and_named(mistake):
-    """Caught: a port with the mistake is outside the float32 bound of the oracle. Named: diagnose's search,
-    given a's weights and outputs and the port's (its weights as a framework would hold them), names it on b."""
+@pytest.mark.parametrize(("mistake", "lengths"), PLANTED)
+def test_every_mistake_is_caught_and_named(mistake, lengths):
+    """Caught: a port with the mistake is outside the float32 bound of the oracle (on a padded batch, at valid
+    steps). Named: diagnose's search, given a's weights and outputs and the port's (its weights as a framework
+    would hold them), names it on b."""
     from harness.diagnosis import Party, search
 
-    model, xs, gate, good, bad = _planted(mistake)
+    model, xs, gate, good, bad = _planted(mistake, lengths)
     tol = tolerance_for("float32")
     a = Party("a", "a", model, gate, good)
-    b = Party("b", "b", mistake.plant(model), "sigmoid" if mistake.gate else gate, bad)
-    named = search(a, b, xs, tol)
+    padding = "zeros"
+    if lengths is not None:  # b as a Flax port: what it leaves at padded steps is its own (junk here)
+        bad = LSTMOutput(np.where(padded_steps(lengths, SQUARE)[..., None], 7.0, bad.y), bad.h_n, bad.c_n)
+        padding = "undefined"
+    b = Party("b", "b", mistake.plant(model), "sigmoid" if mistake.gate else gate, bad, padding)
+    named = search(a, b, xs, tol, lengths=lengths)
+    valid_steps = {} if lengths is None else {"lengths": lengths, "padding": "undefined"}
+    caught = compare(model.spec, bad, good, tol, **valid_steps)
     if mistake.harmless:  # nothing can catch it; diagnose says these inputs could not show it
-        assert compare(model.spec, bad, good, tol).ok and named.agree and mistake.name in named.invisible
+        assert caught.ok and named.agree and mistake.name in named.invisible
         return
-    assert not compare(model.spec, bad, good, tol).ok, f"{mistake.name} is not caught on {model.spec.features()}"
+    assert not caught.ok, f"{mistake.name} is not caught on {model.spec.features()}"
     assert ("b", mistake.name) in [(c.side, c.mistake.name) for c in named.explained], str(named)
     assert all(c.after.ok for c in named.explained)
+
+
+@pytest.mark.parametrize("name", [m.name for m in mistakes.CATALOGUE if m.family == "lengths"])
+def test_a_lengths_mistake_is_named_whatever_the_port_left_at_padded_steps(name):
+    """A port that misuses the lengths yet writes zeros at padded steps, as its framework's convention says (torch's
+    pad_packed_sequence of a wrong run): what a misuse leaves there is the port's own, and is not compared."""
+    from harness.diagnosis import Party, search
+
+    mistake = mistakes.get(name)
+    model, xs, gate, good, bad = _planted(mistake, LENGTHS)
+    zeroed = LSTMOutput(np.where(padded_steps(LENGTHS, SQUARE)[..., None], 0.0, bad.y), bad.h_n, bad.c_n)
+    result = search(Party("a", "a", model, gate, good), Party("b", "b", model, gate, zeroed, "zeros"), xs,
+                    tolerance_for("float32"), lengths=LENGTHS)
+    assert ("b", name) in [(c.side, c.mistake.name) for c in result.explained], str(result)
+
+
+def test_the_lengths_family_is_searched_only_on_a_padded_batch():
+    from harness.diagnosis import Party, search
+
+    model, xs, gate, good, _ = _planted(mistakes.get("gate-order-igfo"))
+    party = Party("a", "a", model, gate, good)
+    for lengths, why in ((None, "the run has no per-example lengths"),
+                         (np.full(SQUARE, SQUARE), "every example runs all T steps: nothing is padded")):
+        result = search(party, Party("b", "b", model, gate, good), xs, tolerance_for("float32"), lengths=lengths)
+        assert result.agree
+        for m in mistakes.CATALOGUE:
+            assert (result.not_searched.get(m.name) == why) == (m.family == "lengths"), (m.name, lengths)
 
 
 def test_the_forward_variants_loop_is_the_oracle():
@@ -157,10 +204,11 @@ def test_the_forward_variants_loop_is_the_oracle():
     from harness.catalogue import CASES
 
     for case in CASES:
-        if case.batch_first or not case.initial_state or case.lengths is not None:  # the loop has no lengths
+        if case.batch_first or not case.initial_state:  # the loop is time-major, with states given
             continue
         model, (x, h0, c0), expected = oracle_for(case, "float64")
-        same = mistakes.variant_forward(model, x, h0, c0, lambda z: 0.5 * (1 + np.tanh(0.5 * z)), old_c=False)
+        same = mistakes.variant_forward(model, x, h0, c0, lambda z: 0.5 * (1 + np.tanh(0.5 * z)), old_c=False,
+                                        lengths=case.length_array)
         # float64 re-association only: measured 8.9e-16 at worst over these cases
         assert all(np.allclose(a, e, rtol=0, atol=5e-15) for a, e in zip(same, expected)), case.name
 
@@ -184,7 +232,12 @@ def test_a_mistake_on_each_side_is_no_single_mistake():
 def test_a_gate_order_mistake_is_a_kernel_written_in_that_order_and_read_as_canonical():
     """What the catalogue plants for gate order X is what a port gets when it writes the gate blocks in order X
     (TF's concatenated kernel writer, harness.backends._concat_kernel) and a framework reads them as i, f, g, o."""
-    from harness.backends._concat_kernel import from_bias, from_kernel, to_bias, to_kernel
+    from harness.backends._concat_kernel import (
+        from_bias,
+        from_kernel,
+        to_bias,
+        to_kernel,
+    )
 
     model = CanonicalLSTM.random(SPECS[0], seed=3)
     lw = model.weights[(0, 0)]
@@ -210,37 +263,26 @@ def _ragged_runs(backend_name):
     return case, outcome, unpadded.actual
 
 
-def _halves(right: LSTMOutput, wrong: LSTMOutput, take_wrong: int, spec) -> LSTMOutput:
-    """right's outputs with direction `take_wrong`'s half of y and rows of h_n, c_n taken from wrong."""
-    P, D = spec.output_size, spec.num_directions
-    y = right.y.copy()
-    y[..., take_wrong * P:(take_wrong + 1) * P] = wrong.y[..., take_wrong * P:(take_wrong + 1) * P]
-    rows = [k * D + take_wrong for k in range(spec.num_layers)]
-    h_n, c_n = right.h_n.copy(), right.c_n.copy()
-    h_n[rows], c_n[rows] = wrong.h_n[rows], wrong.c_n[rows]
-    return LSTMOutput(y, h_n, c_n)
+# The catalogue's lengths mistakes (harness.mistakes, family "lengths"), made of the backend's own two runs, and
+# the output each one touches first.
+LENGTH_MISTAKES = {"padding-processed-as-data": "h_n[layer=0, direction=forward]",
+                   "backward-starts-at-T-1": "y[direction=backward]",
+                   "final-state-at-T-1": "h_n[layer=0, direction=forward]"}
 
 
-LENGTH_MISTAKES = {
-    # lengths dropped: the padding is run as data by both directions
-    "padding-processed-as-data": (lambda case, right, full: full, "h_n[layer=0, direction=forward]"),
-    # the backward direction starts at T-1 (reversing the whole padded sequence), the forward one is right
-    "backward-starts-at-T-1": (lambda case, right, full: _halves(right, full, 1, case.spec),
-                               "y[direction=backward]"),
-    # y is right, but h_n and c_n are the states after step T-1, the padding run through
-    "final-state-at-T-1": (lambda case, right, full: LSTMOutput(right.y, full.h_n, full.c_n),
-                           "h_n[layer=0, direction=forward]"),
-}
+def test_the_length_mistakes_here_are_the_catalogues():
+    assert set(LENGTH_MISTAKES) == {m.name for m in mistakes.CATALOGUE if m.family == "lengths"}
 
 
 @pytest.mark.parametrize("mistake", LENGTH_MISTAKES)
 def test_length_mistakes_are_caught(mistake, backend_name):
     """Every backend that runs lengths must disagree with each misuse of them, at the output it touches, and at
     valid steps (the undefined padding of flax is not compared, and must not be needed to catch it)."""
-    make, caught_at = LENGTH_MISTAKES[mistake]
+    caught_at = LENGTH_MISTAKES[mistake]
     case, outcome, full = _ragged_runs(backend_name)
     padding = get(backend_name).padding(case.spec)
-    result = compare(case.spec, make(case, outcome.actual, full), outcome.expected, tolerance_for("float32"),
+    made = mistakes.get(mistake).lengths_use(outcome.actual, full, case.spec)  # batch-first: y's last axis alike
+    result = compare(case.spec, made, outcome.expected, tolerance_for("float32"),
                      batch_first=True, lengths=case.length_array, padding=padding)
     assert not result.ok, f"{mistake} on {backend_name} was not caught"
     bad = [p for p in result.paths if p.mismatched or p.error]

@@ -25,8 +25,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import mistakes
-from .compare import Comparison, Tolerance
-from .equivalence import compared, describe, output_dtype, read_pair, run, tolerance, worst
+from .compare import Comparison, Tolerance, padded_steps
+from .equivalence import (
+    compared,
+    describe,
+    output_dtype,
+    read_pair,
+    run,
+    tolerance,
+    worst,
+)
 from .outputs import LSTMOutput
 
 STEPS = BATCH = 4
@@ -42,6 +50,7 @@ class Party:
     model: object  # CanonicalLSTM | None
     gate: str
     outputs: LSTMOutput
+    padding: str = "zeros"  # its framework's y at padded steps, when the run has lengths (harness.sides.Side)
 
 
 @dataclass
@@ -123,77 +132,105 @@ def _count(c: Comparison) -> str:
     return f"{len(bad)} of {len(c.paths)} output parts outside the bound ({elements} elements)"
 
 
-def diagnose(a, b, x=None, *, h0=None, c0=None, batch_first: bool = False, rtol: float | None = None,
+def diagnose(a, b, x=None, *, h0=None, c0=None, lengths=None, batch_first: bool = False, rtol: float | None = None,
              atol: float | None = None, select_a=None, select_b=None) -> Diagnosis:
     """Read and run a and b (as assert_equivalent does), then search the catalogue of porting mistakes for the
-    one that explains their difference. Returns a Diagnosis; print it for the report."""
+    one that explains their difference. Returns a Diagnosis; print it for the report.
+
+    lengths: int [B], each example's valid steps (right padding), run by each side its framework's own way, as
+    assert_equivalent runs them; the search then predicts every mistake on the padded batch too, and names the
+    ways a port drops or misuses lengths (harness.mistakes, family "lengths"). Without x, x is random [T, B, in]
+    with B = len(lengths) and T = max(4, max(lengths))."""
+    steps = STEPS if lengths is None or x is not None else max(STEPS, int(np.max(lengths)))
     pair = read_pair(a, b, x, h0, c0, batch_first=batch_first, select_a=select_a, select_b=select_b, lenient=True,
-                     steps=STEPS, batch=BATCH, weights_on_a=False)
+                     steps=steps, batch=BATCH, weights_on_a=False, lengths=lengths)
     out_a, out_b = run(pair.a, pair), run(pair.b, pair)
     dtype = output_dtype(pair.a, out_a, output_dtype(pair.b, out_b, pair.dtype))
-    parties = [Party(name, describe(side), side.model, side.gate, out)
+    parties = [Party(name, describe(side), side.model, side.gate, out, side.padding)
                for name, side, out in (("a", pair.a, out_a), ("b", pair.b, out_b))]
-    result = search(*parties, pair.xs, tolerance(dtype, rtol, atol), pair.origin, batch_first)
+    result = search(*parties, pair.xs, tolerance(dtype, rtol, atol), pair.origin, batch_first, pair.lengths)
     result.notes += pair.a.notes + pair.b.notes
     return result
 
 
-def _reference(party: Party, xs) -> LSTMOutput:
-    return mistakes.forward(party.model, *xs, gate=party.gate)
+def _computed(padding: str) -> str:
+    """The convention the oracle computes y's padded steps with: "undefined" ones are written as zeros, and
+    not compared."""
+    return "zeros" if padding == "undefined" else padding
 
 
-def search(a: Party, b: Party, xs, tol: Tolerance, origin: str = "", batch_first: bool = False) -> Diagnosis:
-    """The search on outputs already computed; imports no framework (the negative controls call it directly)."""
+def search(a: Party, b: Party, xs, tol: Tolerance, origin: str = "", batch_first: bool = False,
+           lengths=None) -> Diagnosis:
+    """The search on outputs already computed (time-major); imports no framework (the negative controls call it
+    directly). lengths: the run's per-example lengths (None: none); each party's y at padded steps is held to
+    its own convention (Party.padding)."""
     spec = (a.model or b.model).spec
     steps, batch = xs[0].shape[:2]
     base = a if a.model is not None else b
     other = b if base is a else a
-    reference = {p.name: _reference(p, xs) for p in (a, b) if p.model is not None}
-    before = compared(spec, other.outputs, reference[base.name], tol, batch_first)
-    faithful = {p.name: compared(p.model.spec, p.outputs, reference[p.name], tol, batch_first)
-                for p in (a, b) if p.model is not None}
+    references: dict[tuple[str, str], LSTMOutput] = {}
+
+    def oracle(source: Party, padding: str) -> LSTMOutput:
+        """The oracle on `source`'s weights and gates, y's padded steps by `padding`."""
+        key = (source.name, _computed(padding))
+        if key not in references:
+            references[key] = mistakes.forward(source.model, *xs, gate=source.gate, lengths=lengths, padding=key[1])
+        return references[key]
+
+    def held(party: Party, expected: LSTMOutput, padding: str) -> Comparison:
+        return compared(spec, party.outputs, expected, tol, batch_first, lengths, padding)
+
+    before = held(other, oracle(base, other.padding), other.padding)
+    faithful = {p.name: held(p, oracle(p, p.padding), p.padding) for p in (a, b) if p.model is not None}
     result = Diagnosis(a.label, b.label, origin, tol, before, faithful,
                        before_what=f"{other.name} against the oracle on {base.name}'s weights")
     scored, invisible, searched, unexpressed = [], set(), set(), {}
+    padded = None if lengths is None else padded_steps(lengths, steps)  # [T, B], time-major as the outputs
     # A faithful source first: only its predictions can explain; the others only rank the closest.
     order = sorted(((b, a), (a, b)), key=lambda pair: not (pair[1].model is not None and faithful[pair[1].name].ok))
     for maker, source in order:  # the mistake on `maker`, predicted from `source`'s weights
         if source.model is None or (result.agree or any(r <= 1 for r, *_ in scored)) and not faithful[source.name].ok:
             continue
         for m in mistakes.CATALOGUE:
-            why = m.expressible(source.model.spec, steps, batch)
+            why = m.expressible(source.model.spec, steps, batch, lengths)
             if m.gate is not None and m.gate == source.gate:
                 why = f"{source.name}'s gates already use {m.gate}"
             if why:
                 unexpressed.setdefault(m.name, why)
                 continue
             searched.add(m.name)
-            predicted = m.predict(source.model, *xs, gate=source.gate)
-            if max(float(np.max(np.abs(p - r))) for p, r in zip(predicted, reference[source.name])) <= 1e-12:
+            # y at padded steps: the maker's convention; after a lengths mistake, whatever its port left there
+            padding = "undefined" if m.lengths_use is not None else maker.padding
+            predicted = m.predict(source.model, *xs, gate=source.gate, lengths=lengths, padding=_computed(padding))
+            if _ratio(predicted, oracle(source, padding), None, padded) <= 1e-12:
                 invisible.add(m.name)
                 continue
-            ratio = _ratio(maker.outputs, predicted, tol)
-            scored.append((ratio if faithful[source.name].ok else np.inf, ratio, m, maker, predicted))
+            ratio = _ratio(maker.outputs, predicted, tol, padded if padding == "undefined" else None)
+            scored.append((ratio if faithful[source.name].ok else np.inf, ratio, m, maker, predicted, padding))
     result.not_searched = {m: why for m, why in unexpressed.items() if m not in searched}
     result.invisible = sorted(invisible)
     if result.agree:
         return result
 
-    def candidate(m, maker, predicted) -> Candidate:
-        return Candidate(m, maker.name, compared(spec, maker.outputs, predicted, tol, batch_first))
+    def candidate(m, maker, predicted, padding) -> Candidate:
+        return Candidate(m, maker.name, held(maker, predicted, padding))
 
-    result.explained = [candidate(m, maker, p) for r, _, m, maker, p in scored if r <= 1]
+    result.explained = [candidate(*rest) for r, _, *rest in scored if r <= 1]
     if not result.explained:
-        result.closest = [candidate(m, maker, p) for *_, m, maker, p in sorted(scored, key=lambda s: s[1])[:CLOSEST]]
+        result.closest = [candidate(*rest) for _, _, *rest in sorted(scored, key=lambda s: s[1])[:CLOSEST]]
     return result
 
 
-def _ratio(actual: LSTMOutput, predicted: LSTMOutput, tol: Tolerance) -> float:
-    """The worst |actual - predicted| / (atol + rtol |predicted|) over every output (compare()'s verdict, fast)."""
+def _ratio(actual: LSTMOutput, predicted: LSTMOutput, tol: Tolerance | None, skip=None) -> float:
+    """The worst |actual - predicted| / (atol + rtol |predicted|) over every output (compare()'s verdict, fast);
+    tol None: the worst |actual - predicted|. skip: [T, B] True at y's steps left out (undefined padding)."""
     worst = 0.0
-    for act, exp in zip(actual, predicted):
+    for i, (act, exp) in enumerate(zip(actual, predicted)):
         act = np.asarray(act, dtype=np.float64)
         if act.shape != exp.shape or not np.isfinite(act).all():
             return np.inf
-        worst = max(worst, float(np.max(np.abs(act - exp) / tol.allowed(exp))))
+        if i == 0 and skip is not None:
+            act = np.where(skip[..., None], exp, act)
+        diff = np.abs(act - exp)
+        worst = max(worst, float(np.max(diff if tol is None else diff / tol.allowed(exp))))
     return worst

@@ -4,14 +4,18 @@ One catalogue, two users: the negative controls (cases/test_negative_controls.py
 the oracle and a real framework and show that the comparison *catches* it; `harness.diagnose` predicts what a
 port with each mistake computes and *names* the one that explains a disagreement. Imports no framework.
 
-A mistake is planted in one of four places, and `predict(model, x, h0, c0)` gives the outputs of a port of
-`model` that makes it (time-major x [T, B, in], float64):
+A mistake is planted in one of five places, and `predict(model, x, h0, c0, lengths=None)` gives the outputs of a
+port of `model` that makes it (time-major x [T, B, in], float64; per-example lengths of a right-padded batch):
 
     weights   the port's weights are the canonical ones changed (gate blocks permuted, a bias dropped, ...)
     forward   the port computes another function (Keras's hard_sigmoid gates, the output peephole reading
               the old c): its own forward pass, `forward` below, the oracle's loop with those two knobs
     inputs    the port reads x, h0, c0 otherwise (the states swapped, x taken as batch-major)
     outputs   the port returns its outputs otherwise ((c, h) for (h, c), the backward half in processing order)
+    lengths   the port drops or misuses per-example lengths (the padding run as data, the backward direction
+              started at T-1, the final states taken after T-1): made of the run with the lengths and the run
+              without them; only on a padded batch. A few mistakes that reverse or transpose time are not
+              predicted on a padded batch (what they compute there depends on the port's masking): they say so.
 
 `needs(spec, steps, batch)` says why a spec cannot express a mistake (None: it can): a [x, h] swap keeps the
 shapes only when the layer's input is as wide as h, a states swap only without a projection, and so on.
@@ -51,22 +55,27 @@ GATE_FUNCTIONS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
 }
 
 
-def forward(model: CanonicalLSTM, x, h0, c0, *, gate: str = "sigmoid",
-            output_peephole_reads_old_c: bool = False) -> LSTMOutput:
+def forward(model: CanonicalLSTM, x, h0, c0, *, gate: str = "sigmoid", output_peephole_reads_old_c: bool = False,
+            lengths=None, padding: str = "zeros") -> LSTMOutput:
     """The oracle's forward pass (harness.oracle, time-major, states given) with the gates' activation and the
     output peephole's c as parameters. The oracle keeps no such knobs: it is the reference. With the defaults
-    this equals the oracle (cases/test_mistakes.py checks it on every catalogue case)."""
+    this equals the oracle (cases/test_mistakes.py checks it on every catalogue case). lengths and padding: the
+    oracle's (per-example lengths of a right-padded batch; y's convention at padded steps)."""
     if gate == "sigmoid" and not output_peephole_reads_old_c:
-        return oracle_forward(model, x, h0, c0)
-    return variant_forward(model, x, h0, c0, GATE_FUNCTIONS[gate][1], output_peephole_reads_old_c)
+        return oracle_forward(model, x, h0, c0, lengths=lengths, padding=padding)
+    return variant_forward(model, x, h0, c0, GATE_FUNCTIONS[gate][1], output_peephole_reads_old_c, lengths, padding)
 
 
-def variant_forward(model: CanonicalLSTM, x, h0, c0, act: Callable, old_c: bool) -> LSTMOutput:
-    """The oracle's loop with `act` for the gates' sigmoid and the output peephole on the old c if `old_c`."""
+def variant_forward(model: CanonicalLSTM, x, h0, c0, act: Callable, old_c: bool, lengths=None,
+                    padding: str = "zeros") -> LSTMOutput:
+    """The oracle's loop with `act` for the gates' sigmoid and the output peephole on the old c if `old_c`;
+    per-example lengths as the oracle runs them (a padded step leaves the state as it was)."""
     spec = model.spec
     D = spec.num_directions
     clip = (lambda z, a: z if a is None else np.clip(z, -a, a))  # noqa: E731
     layer_in, h_n, c_n = np.asarray(x, np.float64), [], []
+    T, B = layer_in.shape[:2]
+    valid = np.ones((T, B), bool) if lengths is None else np.arange(T)[:, None] < np.asarray(lengths)[None, :]
     for k in range(spec.num_layers):
         outs = []
         for d in range(D):
@@ -78,13 +87,15 @@ def variant_forward(model: CanonicalLSTM, x, h0, c0, act: Callable, old_c: bool)
                 if spec.peephole:
                     zi, zf = zi + w.w_i * c, zf + w.w_f * c
                 zi, zf, zg = (clip(z, spec.gate_clip) for z in (zi, zf + spec.forget_bias, zg))
-                c_old, c = c, clip(act(zf) * c + act(zi) * np.tanh(zg), spec.cell_clip)
+                c_new = clip(act(zf) * c + act(zi) * np.tanh(zg), spec.cell_clip)
                 if spec.peephole:
-                    zo = zo + w.w_o * (c_old if old_c else c)
-                h = act(clip(zo, spec.gate_clip)) * np.tanh(c)
+                    zo = zo + w.w_o * (c if old_c else c_new)
+                h_new = act(clip(zo, spec.gate_clip)) * np.tanh(c_new)
                 if spec.proj_size:
-                    h = clip(h @ w.W_hr.T, spec.proj_clip)
-                ys[t] = h
+                    h_new = clip(h_new @ w.W_hr.T, spec.proj_clip)
+                m = valid[t][:, None]
+                h, c = np.where(m, h_new, h), np.where(m, c_new, c)
+                ys[t] = h if padding == "carry" else np.where(m, h, 0.0)
             h_n.append(h)
             c_n.append(c)
             outs.append(ys)
@@ -105,9 +116,20 @@ class Mistake:
     gate: str | None = None  # the gates' activation the port computes with (a forward mistake)
     old_c: bool = False  # the output peephole reads the old c (a forward mistake)
     harmless: bool = False  # changes nothing in the function: caught by nothing, listed as such by diagnose
+    # A lengths mistake: the port's outputs from the right run (with the lengths) and the full one (every
+    # sequence run to T, the padding as data): lengths_use(right, full, spec).
+    lengths_use: Callable[[LSTMOutput, LSTMOutput, LSTMSpec], LSTMOutput] | None = field(default=None, repr=False)
+    unmodelled_with_lengths: str = ""  # why this mistake is not predicted on a padded batch ("": it is)
 
-    def expressible(self, spec: LSTMSpec, steps: int, batch: int) -> str | None:
-        """None when a port of `spec` can make this mistake on inputs [steps, batch, ...]; else why not."""
+    def expressible(self, spec: LSTMSpec, steps: int, batch: int, lengths=None) -> str | None:
+        """None when a port of `spec` can make this mistake on inputs [steps, batch, ...] (with per-example
+        `lengths`, when the run has them); else why not."""
+        padded = lengths is not None and bool(np.any(np.asarray(lengths) < steps))
+        if self.lengths_use is not None and not padded:
+            return ("the run has no per-example lengths" if lengths is None else
+                    "every example runs all T steps: nothing is padded")
+        if lengths is not None and self.unmodelled_with_lengths:
+            return self.unmodelled_with_lengths
         return self.needs(spec, steps, batch)
 
     def plant(self, model: CanonicalLSTM) -> CanonicalLSTM:
@@ -121,12 +143,18 @@ class Mistake:
     def plant_outputs(self, out: LSTMOutput, spec: LSTMSpec) -> LSTMOutput:
         return self.outputs(out, spec) if self.outputs else out
 
-    def predict(self, model: CanonicalLSTM, x, h0, c0, *, gate: str = "sigmoid") -> LSTMOutput:
+    def predict(self, model: CanonicalLSTM, x, h0, c0, *, gate: str = "sigmoid", lengths=None,
+                padding: str = "zeros") -> LSTMOutput:
         """The outputs (time-major) of a port of `model` with this mistake, on x, h0, c0 (time-major, states
-        given); `gate`: the gates' activation the faithful model computes with (a forward mistake replaces it)."""
+        given) and per-example `lengths` (None: none); `gate`: the gates' activation the faithful model computes
+        with (a forward mistake replaces it); `padding`: the port's convention for y at padded steps."""
+        if self.lengths_use is not None:
+            right = forward(model, x, h0, c0, gate=gate, lengths=lengths, padding=padding)
+            return self.lengths_use(right, forward(model, x, h0, c0, gate=gate), model.spec)
         if self.inputs:
             x, h0, c0 = self.inputs(x, h0, c0)
-        out = forward(self.plant(model), x, h0, c0, gate=self.gate or gate, output_peephole_reads_old_c=self.old_c)
+        out = forward(self.plant(model), x, h0, c0, gate=self.gate or gate, output_peephole_reads_old_c=self.old_c,
+                      lengths=lengths, padding=padding)
         return self.plant_outputs(out, model.spec)
 
 
@@ -294,6 +322,20 @@ def _direction_major(out: LSTMOutput, spec) -> LSTMOutput:
     return LSTMOutput(out.y, out.h_n[order], out.c_n[order])
 
 
+def _halves(right: LSTMOutput, wrong: LSTMOutput, direction: int, spec: LSTMSpec) -> LSTMOutput:
+    """right's outputs with one direction's half of y and rows of h_n, c_n taken from wrong."""
+    P, D = spec.output_size, spec.num_directions
+    y = np.array(right.y, dtype=np.float64)
+    y[..., direction * P:(direction + 1) * P] = np.asarray(wrong.y)[..., direction * P:(direction + 1) * P]
+    rows = [k * D + direction for k in range(spec.num_layers)]
+    h_n, c_n = np.array(right.h_n, dtype=np.float64), np.array(right.c_n, dtype=np.float64)
+    h_n[rows], c_n[rows] = np.asarray(wrong.h_n)[rows], np.asarray(wrong.c_n)[rows]
+    return LSTMOutput(y, h_n, c_n)
+
+
+_NOT_WITH_LENGTHS = "on a padded batch what it computes depends on how the port masks; not modelled here"
+
+
 def _transposed_blocks(W):
     return _blocks(W, lambda b: b.T)
 
@@ -345,9 +387,10 @@ CATALOGUE: tuple[Mistake, ...] = (
             needs=_no_projection("swapping h_n and c_n"), outputs=_swap_states_out),
     Mistake("backward-in-processing-order", "directions", "the backward direction's outputs left in processing "
             "order (last step first) instead of the input's time order", "outputs", needs=_bidirectional,
-            outputs=_backward_in_processing_order),
+            outputs=_backward_in_processing_order, unmodelled_with_lengths=_NOT_WITH_LENGTHS),
     Mistake("go-backwards", "directions", "the sequence read last step first, outputs in that order (Keras's "
-            "go_backwards=True)", "inputs", needs=_unidirectional, inputs=_reverse_time),
+            "go_backwards=True)", "inputs", needs=_unidirectional, inputs=_reverse_time,
+            unmodelled_with_lengths=_NOT_WITH_LENGTHS),
     Mistake("directions-swapped", "directions", "the forward and backward directions' weights swapped",
             "weights", needs=_bidirectional, weights=_swap_directions),
     Mistake("y-halves-swapped", "directions", "y's forward and backward halves swapped", "outputs",
@@ -360,7 +403,19 @@ CATALOGUE: tuple[Mistake, ...] = (
             "instead of the new one", "forward", needs=_peephole, old_c=True),
     Mistake("batch-major-as-time-major", "layout", "x read batch-major where it is time-major (or the other way "
             "round): [T, B, in] taken as [B, T, in]", "inputs", needs=_square_input, inputs=_batch_major,
-            outputs=_batch_major_outputs),
+            outputs=_batch_major_outputs, unmodelled_with_lengths="lengths count each example's steps: read "
+            "batch-major, steps and examples trade places; not modelled here"),
+    # Per-example lengths (a right-padded batch): what a port that drops or misuses them returns, made of the
+    # right run and the full one (every sequence to T). y at padded steps is then the port's own business.
+    Mistake("padding-processed-as-data", "lengths", "the lengths dropped: every sequence run to T, the padding "
+            "processed as data (no pack_padded_sequence, mask or sequence_length)", "lengths",
+            lengths_use=lambda right, full, spec: full),
+    Mistake("backward-starts-at-T-1", "lengths", "the backward direction started at step T-1, in the padding (the "
+            "whole padded sequence reversed), where it starts at each example's last valid step", "lengths",
+            needs=_bidirectional, lengths_use=lambda right, full, spec: _halves(right, full, 1, spec)),
+    Mistake("final-state-at-T-1", "lengths", "y right, but h_n and c_n taken after step T-1 (the padding run "
+            "through) instead of after each example's last valid step", "lengths",
+            lengths_use=lambda right, full, spec: LSTMOutput(right.y, full.h_n, full.c_n)),
 )
 # A batch-major-as-time-major port returns its y in the layout it believes in, which is y's layout again.
 

@@ -255,7 +255,7 @@ def _quiet():
 
 
 # Each framework, from its own file --------------------------------------------------------------------
-def _torch(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
+def _torch(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str, lengths=None):
     import torch
 
     from .backends._names import group_by_prefix, pick
@@ -267,10 +267,10 @@ def _torch(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
     lstm = torch.nn.LSTM(spec.input_size, spec.hidden_size, num_layers=spec.num_layers, bias=spec.bias != "none",
                          bidirectional=spec.bidirectional, proj_size=spec.proj_size, dtype=tdtype)
     lstm.load_state_dict({k: v.to(tdtype) for k, v in state.items()}, strict=True)
-    return run_lstm(lstm, *xs), ""
+    return run_lstm(lstm, *xs, lengths), ""
 
 
-def _keras(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
+def _keras(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str, lengths=None):
     import keras
 
     from .sides.keras import all_layers, rebuild, run_layers
@@ -304,7 +304,7 @@ def _keras(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str):
             layer.set_weights([np.asarray(w) for w in weights])
             layers.append(layer)
         how = how or "set_weights of the file's arrays into keras.layers.LSTM / Bidirectional"
-    return run_layers(layers, spec, xs, dtype), how
+    return run_layers(layers, spec, xs, dtype, lengths), how
 
 
 def _flax(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str, lengths=None):

@@ -6,7 +6,9 @@ disagree, which porting mistake explains it (harness.diagnose on files).
 Each file is read as `convert` reads SRC (harness/readers: the spec from the file; --a-spec / --b-spec, JSON
 or a .json file of LSTMSpec fields, give what it lacks, such as a TF1 checkpoint's forget_bias and clips) and
 run as `convert --check` runs it, in its own framework. Inputs: random x [4, 4, in] with nonzero h0, c0, or
---inputs (x.npy, [T, B, in] time-major, or an .npz of x, h0, c0). The search runs on the float64 oracle only.
+--inputs (x.npy, [T, B, in] time-major, or an .npz of x, h0, c0). --lengths 4,2,3: a right-padded batch, which
+each file runs its framework's way (torch packs it, Keras masks it, ...); the search then names the ways a port
+drops or misuses lengths too. The search runs on the float64 oracle only.
 
 Exit status: 0 the two agree; 1 a file holds what the canonical LSTM cannot express, or a framework is not
 installed; 2 bad usage or input (the message names the option); 3 they disagree (the report names the mistake,
@@ -44,6 +46,10 @@ def add_parser(sub) -> None:
     p.add_argument("--inputs", default=None, metavar="X.npy",
                    help="x [T, B, input_size] (time-major) as .npy, or an .npz of x, h0, c0 (default: random x "
                         "[4, 4, input_size] with nonzero h0, c0)")
+    p.add_argument("--lengths", default=None, metavar="N,N,...",
+                   help="per-example lengths of a right-padded batch, one per example of x (e.g. 4,2,3): each file "
+                        "runs them its framework's way, and the search names the ways a port misuses them "
+                        "(default: none; without --inputs, one random example per length)")
     p.add_argument("--rtol", type=float, default=None, help="the bound's rtol (default: the tolerance table's)")
     p.add_argument("--atol", type=float, default=None, help="the bound's atol (default: the tolerance table's)")
     p.set_defaults(func=cmd_diagnose)
@@ -59,6 +65,16 @@ def _spec(args, side: str) -> dict:
         return _spec_json(text)
     except Usage as exc:
         usage(args, str(exc).replace("--spec", f"--{side}-spec"))
+
+
+def _lengths(args) -> list[int] | None:
+    """--lengths as integers (their range and count against x are checked with x, naming --lengths)."""
+    if args.lengths is None:
+        return None
+    parts = [p.strip() for p in args.lengths.split(",")]
+    if not all(re.fullmatch(r"[+-]?\d+", p) for p in parts):
+        usage(args, f"--lengths: expected whole numbers separated by commas (e.g. 4,2,3), got {args.lengths!r}")
+    return [int(p) for p in parts]
 
 
 def cmd_diagnose(args) -> int:
@@ -77,6 +93,7 @@ def cmd_diagnose(args) -> int:
         value = getattr(args, option)
         if value is not None and not value >= 0:
             usage(args, f"--{option}: expected a number >= 0, got {value}")
+    lengths = _lengths(args)
     try:
         sides = []
         for side in ("a", "b"):
@@ -92,7 +109,12 @@ def cmd_diagnose(args) -> int:
         x = h0 = c0 = None
         if args.inputs is not None:
             (x, h0, c0), _ = port_check.inputs_for(sides[0].spec, args.inputs, "float64")
-        result = diagnose(*sides, x, h0=h0, c0=c0, rtol=args.rtol, atol=args.atol)
+        try:
+            result = diagnose(*sides, x, h0=h0, c0=c0, lengths=lengths, rtol=args.rtol, atol=args.atol)
+        except (ValueError, TypeError) as exc:
+            if str(exc).startswith("lengths: ") and not isinstance(exc, UnsupportedFeature):  # as this command's option
+                usage(args, "--" + str(exc))
+            raise
     except UnsupportedFeature as exc:
         print(f"unsupported: {exc}", file=sys.stderr)
         return UNSUPPORTED
