@@ -547,6 +547,50 @@ def test_a_cyclic_graph_is_a_named_error_not_a_hang(kind, message):
         ORT.import_(proto.SerializeToString(), spec, select="lstm_0")  # select= walks the same chain
 
 
+def _w_computed_by(kind: str):
+    """A real export (input 3, hidden 3) whose LSTM node's W is computed, not stored, by a crafted expression."""
+    from onnx import numpy_helper
+
+    spec = LSTMSpec(input_size=3, hidden_size=3)
+    proto = ORT.export_model(CanonicalLSTM.random(spec))
+
+    def const(name, value):
+        return helper.make_node("Constant", [], [name], name=name, value=numpy_helper.from_array(np.asarray(value)))
+
+    if kind == "ConstantOfShape":  # 12e12 float32 zeros
+        nodes = [const("shape", np.array([1, 12, 10**12], np.int64)),
+                 helper.make_node("ConstantOfShape", ["shape"], ["big"], name="big")]
+    elif kind == "Identity chain":  # each step within bounds, 20 steps of 960k elements together past them
+        nodes = [const("one", np.ones((1, 1, 1), np.float32)), const("shape", np.array([1, 12, 80000], np.int64)),
+                 helper.make_node("Expand", ["one", "shape"], ["e0"], name="expand")]
+        nodes += [helper.make_node("Identity", [f"e{i}"], [f"e{i + 1}"], name=f"copy{i}") for i in range(20)]
+    else:  # NonZero: its output's size depends on the values
+        nodes = [const("values", np.ones((1, 12, 3), np.float32)),
+                 helper.make_node("NonZero", ["values"], ["where"], name="where"),
+                 helper.make_node("Cast", ["where"], ["w"], name="cast", to=onnx.TensorProto.FLOAT)]
+    _lstm_node(proto).input[1] = nodes[-1].output[0]
+    for n in reversed(nodes):
+        proto.graph.node.insert(0, n)
+    return proto, spec
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("ConstantOfShape", r"LSTM node 'lstm_0' input W: 'big' is computed by node 'big' \(ConstantOfShape\), whose "
+                        r"output 'big' would hold 12000000000000 elements \[1, 12, 1000000000000\], more than the "
+                        r"\d+ the whole file stores \(\+1048576\): not evaluated"),
+    ("Identity chain", r"input W: 'e20' is computed by node 'copy16' \(Identity\), whose output 'e17' takes the "
+                       r"expression past \d+ elements in all \(16 x what the file stores\)"),
+    ("NonZero", r"input W: 'w' is computed by node 'where' \(NonZero\), whose output 'where' has a size ONNX's shape "
+                r"inference cannot tell before running it"),
+])
+def test_a_computed_weight_is_bounded_before_it_is_evaluated(kind, message):
+    """A crafted file cannot make the import allocate without bound: every step of a weight's constant expression
+    is sized by ONNX's shape inference first, within what the file stores (legit expressions: test above)."""
+    proto, spec = _w_computed_by(kind)
+    with _deadline(20), pytest.raises(ValueError, match=message):
+        ORT.import_(proto, spec)
+
+
 @pytest.mark.parametrize("backend", [ORT, REF], ids=["onnx", "onnx-reference"])
 def test_run_names_a_bad_input(backend):
     if backend.installed():

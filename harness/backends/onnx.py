@@ -24,7 +24,8 @@ build_model(native) (or OnnxBackend.export_model(canonical)) makes the onnx.Mode
 Import reads that NativeDict (any key prefix), an onnx.ModelProto, a path to an .onnx file or its
 bytes, e.g. one written by torch.onnx.export. W, R, B, P may be initializers, Constant nodes or
 constant expressions of them (the legacy exporter without constant folding writes Slice/Concat of
-initializers); those are evaluated. LSTM nodes chain into a stack where one node's Y reaches the
+initializers); those are evaluated, once ONNX's shape inference has sized every step within what the file
+stores (FOLD_ALLOWANCE, FOLD_STEPS_TOTAL: a crafted file cannot make the import allocate without bound). LSTM nodes chain into a stack where one node's Y reaches the
 next node's X through reshaping ops only; select= names the first LSTM node of a stack or its name
 scope ("/encoder"), and spec.num_layers nodes are taken from there (two LSTMs where one reads the
 other's y chain like one stack: the first node's name tells them apart). A node's `clip` is the
@@ -192,11 +193,21 @@ def _describe(node) -> str:
     return f"{node.name!r} ({node.op_type})" if node.name else f"<unnamed {node.op_type}>"
 
 
+# A constant expression is evaluated only within these bounds (checked first, by ONNX's shape inference): each step
+# at most what the file stores plus FOLD_ALLOWANCE elements (room for a zeros bias or an expanded constant in a
+# model that stores little), all its steps together FOLD_STEPS_TOTAL times that. Measured on torch's legacy export
+# without constant folding (W, R, B as Slice/Concat/Unsqueeze of the parameters: 15-59 steps): each weight's
+# steps together hold 0.3-1.8 x what the file stores.
+FOLD_ALLOWANCE = 2**20
+FOLD_STEPS_TOTAL = 16
+
+
 class _Graph:
     """The main graph of a model, indexed for finding LSTM stacks and constant values."""
 
     def __init__(self, model) -> None:
         self.model = model
+        self._stored: int | None = None  # stored_elements(), counted once
         g = model.graph
         self.nodes = list(g.node)
         self.inits = {t.name: t for t in g.initializer}
@@ -278,11 +289,57 @@ class _Graph:
                                  "not a stored weight")
             else:
                 raise ValueError(f"{what}: {name!r} is neither an initializer nor an output of any node")
-        graph = onnx.helper.make_graph([n for n in self.nodes if id(n) in needed], "fold", [],
-                                       [onnx.ValueInfoProto(name=name)], list({i.name: i for i in inits}.values()))
+        nodes = [n for n in self.nodes if id(n) in needed]
+        graph = onnx.helper.make_graph(nodes, "fold", [], [onnx.ValueInfoProto(name=name)],
+                                       list({i.name: i for i in inits}.values()))
         sub = onnx.helper.make_model(graph, opset_imports=self.model.opset_import, ir_version=self.model.ir_version,
                                      functions=self.model.functions)
+        self._check_sizes(sub, nodes, name, what)
         return np.asarray(ReferenceEvaluator(sub).run([name], {})[0])
+
+    def _check_sizes(self, sub, nodes: list, name: str, what: str) -> None:
+        """Before evaluating: every step's size, by ONNX's own shape inference, known and within what the file
+        stores. Slicing, concatenating and reshaping stored weights (what exporters write) never make more; a
+        crafted file (ConstantOfShape, Expand, Tile to billions) would allocate without bound while importing."""
+        import onnx
+
+        step_limit = self.stored_elements() + FOLD_ALLOWANCE
+        total, total_limit = 0, FOLD_STEPS_TOTAL * step_limit
+        inferred = onnx.shape_inference.infer_shapes(sub, data_prop=True)
+        shapes = {v.name: v.type.tensor_type.shape for v in (*inferred.graph.value_info, *inferred.graph.output)
+                  if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")}
+        for n in nodes:
+            for out in filter(None, n.output):
+                shape = shapes.get(out)
+                dims = None if shape is None else [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
+                if dims is None or None in dims:
+                    raise ValueError(f"{what}: {name!r} is computed by node {_describe(n)}, whose output {out!r} has "
+                                     "a size ONNX's shape inference cannot tell before running it: not evaluated (a "
+                                     "constant expression is evaluated only when every step's size is known)")
+                size = int(np.prod(dims, dtype=np.float64))
+                total += size
+                if size > step_limit or total > total_limit:
+                    over = (f"would hold {size} elements {dims}, more than the {step_limit} the whole file stores "
+                            f"(+{FOLD_ALLOWANCE})" if size > step_limit else
+                            f"takes the expression past {total_limit} elements in all ({FOLD_STEPS_TOTAL} x what "
+                            "the file stores)")
+                    raise ValueError(f"{what}: {name!r} is computed by node {_describe(n)}, whose output {out!r} "
+                                     f"{over}: not evaluated (weights made of stored values never need more)")
+
+    def stored_elements(self) -> int:
+        """How many elements the model stores: its initializers and its Constant nodes' values (a sparse one
+        by the values it stores, not by its dense shape)."""
+        if self._stored is None:
+            sizes = [int(np.prod(t.dims, dtype=np.float64)) for t in self.inits.values()]
+            for n in self.nodes:
+                if n.op_type == "Constant":
+                    for a in n.attribute:
+                        sizes.append(int(np.prod(a.t.dims, dtype=np.float64)) if a.name == "value" else
+                                     int(np.prod(a.sparse_tensor.values.dims, dtype=np.float64))
+                                     if a.name == "sparse_value" else
+                                     len(a.floats) + len(a.ints) + len(a.strings) if a.name.endswith("s") else 1)
+            self._stored = max(sum(sizes), 1)
+        return self._stored
 
     def next_layer(self, node):
         """The one LSTM node whose X is this node's Y through reshaping ops only, else None."""
