@@ -207,6 +207,59 @@ def test_check_catches_a_wrong_file(tmp_path, capsys, monkeypatch):
     assert "check: DISAGREE" in out and "outputs are not close to the oracle (OUT)" in out
 
 
+def test_torch_to_a_keras_model_file_that_keras_loads(torch_file, tmp_path, capsys):
+    """-o lstm.keras: a Keras model archive, written by Keras; keras.saving.load_model gives a model whose y is
+    torch's, and --check runs the layers Keras loaded from it."""
+    needs("keras")
+    import keras
+    import torch
+
+    lstm, src = torch_file
+    out = tmp_path / "lstm.keras"
+    assert convert("--from", "torch", src, "--to", "keras", "-o", out, "--check") == OK
+    assert "OUT: keras.layers.LSTM (keras); the LSTM layers of keras.saving.load_model(safe_mode=True)" in \
+        capsys.readouterr().out
+    loaded = keras.saving.load_model(out)
+    assert [type(layer).__name__ for layer in loaded.layers] == ["Bidirectional", "Bidirectional"]
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 6, SPEC.input_size)).astype(np.float32)
+    with torch.no_grad():
+        expected = lstm(torch.from_numpy(x.transpose(1, 0, 2)))[0].numpy().transpose(1, 0, 2)
+    tol = tolerance_for("float32")
+    np.testing.assert_allclose(np.asarray(loaded(x)), expected, rtol=tol.rtol, atol=tol.atol)
+
+
+@pytest.mark.parametrize("name", ["flax", "flax-nnx"])
+def test_a_flax_msgpack_is_run_by_flax(name, tmp_path, capsys):
+    """-o params.msgpack: flax.serialization's own file, which --check restores and runs with Flax's modules."""
+    needs(name)
+    src = CanonicalLSTM.random(SPEC, seed=4).save(tmp_path / "c.npz")
+    assert convert("--from", "numpy", src, "--to", name, "-o", tmp_path / "params.msgpack", "--check") == OK
+    assert "RNN / Bidirectional over the restored tree" in capsys.readouterr().out
+    from flax import serialization
+
+    restored = serialization.msgpack_restore((tmp_path / "params.msgpack").read_bytes())
+    assert set(restored) == ({"params"} if name == "flax" else {"layers"})
+
+
+def test_convert_keeps_framework_chatter_off_the_terminal(tmp_path, capfd, monkeypatch):
+    """What a framework writes to fd 2 while it loads (absl's notice, oneDNN's) is filtered out, as in `run`; any
+    other line (an error) still reaches stderr."""
+    write = files.write
+
+    def chatty(*args, **kwargs):
+        import os
+
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                    b"E0000 00:00:1796036014.859010    3838 util.cc:131] a real error\n")
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(files, "write", chatty)
+    src = CanonicalLSTM.random(SPEC, seed=4).save(tmp_path / "c.npz")
+    assert convert("--from", "numpy", src, "--to", "numpy", "-o", tmp_path / "o.npz") == OK
+    err = capfd.readouterr().err
+    assert "absl::InitializeLog" not in err and "a real error" in err
+
+
 @pytest.mark.parametrize("name", [n for n in backends.names() if n != "numpy"])
 def test_every_backend_file_form_round_trips(tmp_path, capsys, name):
     """canonical file -> NAME's natural file -> canonical file gives the (folded) weights bit for bit, in float64."""

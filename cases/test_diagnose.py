@@ -292,12 +292,34 @@ def test_cli_with_lengths(tmp_path, model, capsys):
     assert code == 3 and "b: gate-order-ifog: the gate blocks in order i, f, o, g" in out.out, out.out
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((5, 2, 3)))
-    for lengths, error in (("4,two", "--lengths: expected whole numbers separated by commas (e.g. 4,2,3), got "
-                                     "'4,two'"),
+    for lengths, error in (("4,two", ("--lengths: expected whole numbers separated by commas (e.g. 4,2,3), got "
+                                      "'4,two'")),
                            ("4,2,3", "--lengths: expected shape (2,), one length per batch element of x, got (3,)"),
-                           ("4,0", "--lengths: expected each length in 1..5 (right padding: the valid steps come "
-                                   "first), got 0 at index 1")):
+                           ("4,0", ("--lengths: expected each length in 1..5 (right padding: the valid steps come "
+                                    "first), got 0 at index 1"))):
         with pytest.raises(SystemExit) as exit_:
             run("good.safetensors", "--inputs", str(x), "--lengths", lengths)
         assert exit_.value.code == 2 and f"python -m harness diagnose: error: {error}" in capsys.readouterr().err
+
+
+def test_cli_keeps_framework_chatter_off_the_terminal(tmp_path, capfd, monkeypatch):
+    """What a framework writes to fd 2 while it loads is filtered out, as in `run`; an error line still shows."""
+    import harness.diagnosis
+
+    search = harness.diagnosis.diagnose
+
+    def chatty(*args, **kwargs):
+        import os
+
+        os.write(2, b"I0000 00:00:1796036014.859010    3838 port.cc:153] oneDNN custom operations are on.\n"
+                    b"E0000 00:00:1796036014.859010    3838 util.cc:131] a real error\n")
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(harness.diagnosis, "diagnose", chatty)
+    model = CanonicalLSTM.random(SPEC, seed=2)
+    model.save(tmp_path / "a.npz")
+    assert main(["diagnose", str(tmp_path / "a.npz"), str(tmp_path / "a.npz"), "--a-from", "numpy",
+                 "--b-from", "numpy"]) == 0
+    err = capfd.readouterr().err
+    assert "oneDNN" not in err and "a real error" in err
 

@@ -8,14 +8,18 @@ library (torch's through its weights-only loader); -o never writes a pickle.
     backend               file (-o suffix; SRC the same)          holds
     numpy                 .npz, .safetensors                      CanonicalLSTM.save: the spec inside
     torch                 .safetensors, .npz                      state_dict names (weight_ih_l0, ...)
-    keras                 .npz, .safetensors                      layer{k}.{i}: get_weights()[i] of stacked layer k
+    keras                 .keras                                  a Sequential of the LSTM / Bidirectional layers,
+                                                                  saved by Keras (keras.saving.load_model reads it)
+                          .npz, .safetensors                      layer{k}.{i}: get_weights()[i] of stacked layer k
                                                                   (SRC may instead hold Keras variable paths,
                                                                   {v.path: v.numpy() for v in model.weights})
     tf1, tf1-basic        TF checkpoint prefix (any other name),  checkpoint variable names
                           .npz, .safetensors                      (SRC: prefix, prefix.index or its folder)
     onnx, onnx-reference  .onnx                                   the model OnnxBackend.export_model writes
                                                                   (SRC: any ONNX model, e.g. from torch.onnx.export)
-    flax, flax-nnx        .npz, .safetensors                      the parameter tree flattened with '/' paths
+    flax, flax-nnx        .msgpack                                flax.serialization.to_bytes of the tree (linen's
+                                                                  variables; nnx's pure state dict)
+                          .npz, .safetensors                      the parameter tree flattened with '/' paths
     jax, tf-block*        .npz, .safetensors                      the backend's own names
     equinox               .eqx                                    eqx.tree_serialise_leaves(path, cells)
     jax-cudnn             .npy                                    the flat weight vector
@@ -48,7 +52,9 @@ CHECKPOINT = "TF checkpoint"  # the form with no suffix of its own: a prefix
 FORMS: dict[str, tuple[str, ...]] = {
     "numpy": (".npz", ".safetensors"),
     "torch": (".safetensors", ".npz"),
-    "keras": (".npz", ".safetensors"),
+    "keras": (".keras", ".npz", ".safetensors"),
+    "flax": (".msgpack", *ARRAYS),
+    "flax-nnx": (".msgpack", *ARRAYS),
     "tf1": (CHECKPOINT, *ARRAYS),
     "tf1-basic": (CHECKPOINT, *ARRAYS),
     "onnx": (".onnx",),
@@ -321,6 +327,13 @@ def named_arrays(backend: str, native: Any) -> dict[str, np.ndarray]:
                      "(expected a mapping of names to arrays)")
 
 
+def _plain_tree(node):
+    """A parameter tree as nested dicts of numpy arrays (flax.serialization's own input)."""
+    if isinstance(node, Mapping):
+        return {k: _plain_tree(v) for k, v in node.items()}
+    return np.asarray(node)
+
+
 def write(backend: str, model: CanonicalLSTM, path: str | Path, dtype, what: str = "-o") -> Written:
     """Export `model` to `backend` in `dtype` and write it in that framework's file form (FORMS)."""
     backend = _own(backend)
@@ -342,6 +355,16 @@ def write(backend: str, model: CanonicalLSTM, path: str | Path, dtype, what: str
 
         with atomic.writing(path) as tmp:
             onnx.save(b.export_model(model, dtype), str(tmp))  # one file: the export writes no external data
+    elif form == ".keras":
+        from .backends.keras import sequential
+
+        keras_model = sequential(native, b.adapt(model).spec, dtype)
+        with atomic.writing(path) as tmp:  # the temporary keeps the .keras suffix Keras insists on
+            keras_model.save(tmp)
+    elif form == ".msgpack":
+        from flax import serialization
+
+        atomic.write_bytes(path, serialization.msgpack_serialize(_plain_tree(native)))
     elif form == ".eqx":
         import equinox as eqx
 

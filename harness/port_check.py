@@ -294,15 +294,9 @@ def _keras(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str, lengths
             from .backends.keras import KerasBackend
 
             native = KerasBackend._lists_from_paths(native, spec, source.select)
-        layers = []
-        for k, weights in enumerate(native):
-            cell = dict(units=spec.hidden_size, return_sequences=True, return_state=True, use_bias=spec.bias != "none",
-                        dtype=dtype)
-            layer = (keras.layers.Bidirectional(keras.layers.LSTM(**cell), merge_mode="concat", dtype=dtype)
-                     if spec.bidirectional else keras.layers.LSTM(**cell))
-            layer.build((None, None, spec.layer_input_size(k)))
-            layer.set_weights([np.asarray(w) for w in weights])
-            layers.append(layer)
+        from .backends.keras import build_layers
+
+        layers = build_layers(keras, native, spec, dtype)
         how = how or "set_weights of the file's arrays into keras.layers.LSTM / Bidirectional"
     return run_layers(layers, spec, xs, dtype, lengths), how
 

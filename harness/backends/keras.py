@@ -106,6 +106,31 @@ def lengths_mask(lengths, steps: int):
 
     return keras.ops.convert_to_tensor(~padded_steps(lengths, steps, batch_first=True))
 
+
+def build_layers(keras, native, spec: LSTMSpec, dtype: str, *, return_state: bool = True, **cell) -> list:
+    """keras.layers.LSTM, or Bidirectional(LSTM) with merge_mode concat, per stacked layer of `spec` (its
+    one-bias form: KerasBackend.adapt), built for its input and holding native[k], that layer's get_weights()
+    list; every step returned (and the final states with return_state). `cell`: more LSTM arguments."""
+    layers = []
+    for k in range(spec.num_layers):
+        args = dict(units=spec.hidden_size, return_sequences=True, return_state=return_state,
+                    use_bias=spec.bias != "none", unit_forget_bias=False, dtype=dtype, **cell)
+        layer = (keras.layers.Bidirectional(keras.layers.LSTM(**args), merge_mode="concat", dtype=dtype)
+                 if spec.bidirectional else keras.layers.LSTM(**args))
+        layer.build((None, None, spec.layer_input_size(k)))
+        layer.set_weights([np.asarray(w) for w in native[k]])
+        layers.append(layer)
+    return layers
+
+
+def sequential(native, spec: LSTMSpec, dtype: str):
+    """A keras.Sequential holding the LSTM stack, for a .keras archive (its model.save): x [B, T, in] in, y of every
+    step out; keras.saving.load_model of the archive gives the LSTM / Bidirectional layers, weights in place."""
+    import keras
+
+    layers = build_layers(keras, native, spec, dtype, return_state=False)
+    return keras.Sequential([keras.Input((None, spec.input_size), dtype=dtype), *layers], name="lstm")
+
 class KerasBackend(Backend):
     """`keras`: Keras on this process's KERAS_BACKEND, in-process (an alias of that keras-<backend>)."""
 
@@ -244,20 +269,9 @@ class KerasBackend(Backend):
         # orthogonal one needs a QR that TensorFlow has no bfloat16 kernel for.
         native = self.export(model, dtype="float32" if dtype in _HALF else dtype)
         use_cudnn = False if device == "cpu" and self.runtime() != "torch" else "auto"  # see the module docstring
-        layers = []
         with keras.device(_SCOPES[device]):
-            for k in range(spec.num_layers):
-                cell = dict(units=spec.hidden_size, return_sequences=True, return_state=True,
-                            use_bias=spec.bias != "none", unit_forget_bias=False, dtype=dtype,
-                            kernel_initializer="zeros", recurrent_initializer="zeros",
-                            use_cudnn=use_cudnn)
-                if spec.bidirectional:
-                    layer = keras.layers.Bidirectional(keras.layers.LSTM(**cell), merge_mode="concat", dtype=dtype)
-                else:
-                    layer = keras.layers.LSTM(**cell)
-                layer.build((None, None, spec.layer_input_size(k)))
-                layer.set_weights(native[k])
-                layers.append(layer)
+            layers = build_layers(keras, native, spec, dtype, kernel_initializer="zeros",
+                                  recurrent_initializer="zeros", use_cudnn=use_cudnn)
         return {"layers": layers, "spec": spec, "dtype": dtype, "device": device}
 
     def _run(self, prepared, x, h0, c0, *, batch_first=False, lengths=None) -> LSTMOutput:

@@ -1,6 +1,6 @@
 """`python -m harness convert`: harness.convert() on files, for porting a trained LSTM.
 
-    python -m harness convert lstm.pt --from torch --to keras -o lstm_keras.npz --check
+    python -m harness convert lstm.pt --from torch --to keras -o lstm.keras --check
 
 SRC is read with the library made for its form (harness/readers: torch.save files through torch's weights-only
 loader, .keras/.h5 with h5py, Flax msgpack, Orbax, SavedModels; the rest as harness/files.py reads them), and
@@ -71,7 +71,9 @@ def add_parser(sub) -> None:
 
 
 def cmd_convert(args) -> int:
-    with backends.allowing_nonfinite(args.allow_nonfinite):
+    from .. import quiet
+
+    with backends.allowing_nonfinite(args.allow_nonfinite), quiet.filtered_stderr():  # no framework chatter
         return _convert(args)
 
 

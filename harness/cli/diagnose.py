@@ -78,6 +78,13 @@ def _lengths(args) -> list[int] | None:
 
 
 def cmd_diagnose(args) -> int:
+    from .. import quiet
+
+    with quiet.filtered_stderr():  # the frameworks' start-up chatter off the terminal, as `run` keeps it
+        return _diagnose(args)
+
+
+def _diagnose(args) -> int:
     from .. import port_check, readers
     from ..diagnosis import diagnose
     from ..sides.files import read_file
