@@ -258,11 +258,24 @@ def test_the_stderr_filter_drops_start_up_chatter_and_keeps_the_rest(capfd):
                "W0000 00:00:1796010271.2   11078 cuda_executor.cc:1] could not open file to read NUMA node\n"
                "I0000 00:00:1796010271.3   11078 cpu_feature_guard.cc:210] This TensorFlow binary is optimized\n"
                "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the "
-               "appropriate compiler flags.\n")
+               "appropriate compiler flags.\n"
+               "E0000 00:00:1796036301.002497    5369 util.cc:131] oneDNN supports DT_BOOL only on platforms with "
+               "AVX-512. Falling back to the default Eigen-based implementation if present.\n")
     kept = "E0000 00:00:1.5   7 real_problem.cc:9] a real error\nTraceback: something else\n"
     with quiet.filtered_stderr():
         os.write(2, (chatter + kept).encode())
     assert capfd.readouterr().err == kept
+
+
+def test_a_crash_inside_the_stderr_filter_still_says_so():
+    """The capture is written back only if the process lives: a segfault inside the block is reported by Python's
+    fault handler on the real stderr, not lost with the capture."""
+    code = ("import faulthandler, os\nfrom harness import quiet\nwith quiet.filtered_stderr():\n"
+            "    os.write(2, b'captured\\n')\n    faulthandler._sigsegv()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "Fatal Python error: Segmentation fault" in proc.stderr, proc.stderr
+    assert 'File "<string>", line 5' in proc.stderr and "captured" not in proc.stderr
 
 
 # 4. A matrix that fits the terminal ----------------------------------------------------------------------

@@ -39,6 +39,10 @@ CHATTER = (
     re.compile(r"^To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags"),
     # XLA / TensorFlow with CUDA: each registers the same CUDA plugins, and says so at error level
     re.compile(r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered"),
+    # TensorFlow at error level on a CPU without AVX-512, at a Keras mask's first use (a padded batch): it then runs
+    # Eigen's kernel for the boolean op, as it says; nothing went wrong
+    re.compile(r"oneDNN supports DT_BOOL only on platforms with AVX-512\. Falling back to the default Eigen-based "
+               r"implementation if present\.$"),
 )
 
 
@@ -63,14 +67,25 @@ def is_chatter(line: str) -> bool:
 
 @contextlib.contextmanager
 def filtered_stderr() -> Iterator[None]:
-    """Run the block with fd 2 captured; then write back every line of it that is not start-up chatter."""
+    """Run the block with fd 2 captured; then write back every line of it that is not start-up chatter.
+
+    A process that dies inside the block (a framework's segfault or abort) never writes the capture back: so that
+    it does not die silently, Python's fault handler writes its fatal error and traceback to the real stderr
+    meanwhile (where nothing else, such as pytest, has enabled it already)."""
+    import faulthandler
+
     sys.stderr.flush()
     saved = os.dup(2)
+    ours = not faulthandler.is_enabled()
     with tempfile.TemporaryFile(mode="w+b") as capture:
         os.dup2(capture.fileno(), 2)
+        if ours:
+            faulthandler.enable(file=saved)
         try:
             yield
         finally:
+            if ours:
+                faulthandler.disable()
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)

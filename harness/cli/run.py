@@ -86,6 +86,7 @@ def preload(names: list[str], steps) -> None:
 
 
 def cmd_run(args) -> int:
+    from harness import quiet
     from harness.results import ERROR, FAIL, write_jsonl
     from harness.runner import run_case
 
@@ -96,11 +97,12 @@ def cmd_run(args) -> int:
     cells = [(case, name, device, dtype) for case in cases for name in names for device in devices for dtype in dtypes]
     results = []
     with progress.steps("run", len(cells)) as steps:
-        preload(names, steps)
-        for case, name, device, dtype in cells:
-            steps.now(f"{name}: {case.name} {dtype} {device}")
-            results.append(run_case(case, name, dtype, device, args.precision).result)
-            steps.advance()
+        preload(names, steps)  # every Keras worker starts there, outside the filter, with our stderr
+        with quiet.filtered_stderr():  # what a framework says at its first call (a Keras mask's DT_BOOL notice)
+            for case, name, device, dtype in cells:
+                steps.now(f"{name}: {case.name} {dtype} {device}")
+                results.append(run_case(case, name, dtype, device, args.precision).result)
+                steps.advance()
     if args.machine:
         for r in results:
             r.machine = args.machine
