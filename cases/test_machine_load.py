@@ -101,12 +101,21 @@ def test_a_benchmark_beside_a_cpu_burner_is_flagged_busy():
 
 
 def test_a_benchmark_on_a_quiet_machine_is_not_flagged():
-    before = machine_load.sample(0.5)
-    if before.busy:  # under pytest-xdist the other worker is such a process
-        pytest.skip(f"skipped: needs a quiet machine, and {machine_load.describe(before)} just before it")
-    info = _timed_numpy_benchmark()
-    assert info["busy"] is False, info
-    assert info["foreign_cpu_cores"] < info["busy_threshold_cores"]
+    """On a machine quiet before it, the benchmark is not flagged. A shared machine can still see a burst of other
+    work inside the 0.8 s of rounds, which flags that attempt rightly (measured once in CI: the torch-only suite, one
+    process): up to three attempts, each quiet before it; flagged in all three is a fault of the measure (own CPU
+    counted as foreign, say), not luck."""
+    flagged = []
+    for _ in range(3):
+        before = machine_load.sample(0.5)
+        if before.busy:  # under pytest-xdist the other worker is such a process
+            pytest.skip(f"skipped: needs a quiet machine, and {machine_load.describe(before)} just before it")
+        info = _timed_numpy_benchmark()
+        assert info["busy"] is (info["foreign_cpu_cores"] >= info["busy_threshold_cores"]), info  # the flag's rule
+        if not info["busy"]:
+            return
+        flagged.append(round(info["foreign_cpu_cores"], 3))
+    pytest.fail(f"flagged busy in 3 attempts, each on a machine quiet just before it: foreign cores {flagged}")
 
 
 def test_the_performance_page_marks_busy_benchmarks():
