@@ -186,11 +186,11 @@ def search(a: Party, b: Party, xs, tol: Tolerance, origin: str = "", batch_first
                        before_what=f"{other.name} against the oracle on {base.name}'s weights")
     scored, invisible, searched, unexpressed = [], set(), set(), {}
     padded = None if lengths is None else padded_steps(lengths, steps)  # [T, B], time-major as the outputs
-    # A faithful source first: only its predictions can explain; the others only rank the closest.
-    order = sorted(((b, a), (a, b)), key=lambda pair: not (pair[1].model is not None and faithful[pair[1].name].ok))
+    # Each side that holds weights is a source, a faithful one first: only its predictions can explain (the
+    # others score inf and only rank the closest), and the reasons a mistake was not searched are said for it.
+    order = sorted(((maker, source) for maker, source in ((b, a), (a, b)) if source.model is not None),
+                   key=lambda pair: not faithful[pair[1].name].ok)
     for maker, source in order:  # the mistake on `maker`, predicted from `source`'s weights
-        if source.model is None or (result.agree or any(r <= 1 for r, *_ in scored)) and not faithful[source.name].ok:
-            continue
         for m in mistakes.CATALOGUE:
             why = m.expressible(source.model.spec, steps, batch, lengths)
             if m.gate is not None and m.gate == source.gate:
@@ -202,7 +202,7 @@ def search(a: Party, b: Party, xs, tol: Tolerance, origin: str = "", batch_first
             # y at padded steps: the maker's convention; after a lengths mistake, whatever its port left there
             padding = "undefined" if m.lengths_use is not None else maker.padding
             predicted = m.predict(source.model, *xs, gate=source.gate, lengths=lengths, padding=_computed(padding))
-            if _ratio(predicted, oracle(source, padding), None, padded) <= 1e-12:
+            if _ratio(predicted, oracle(source, padding), None) <= 1e-12:  # changes nothing, padding included
                 invisible.add(m.name)
                 continue
             ratio = _ratio(maker.outputs, predicted, tol, padded if padding == "undefined" else None)
