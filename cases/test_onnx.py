@@ -414,6 +414,11 @@ def test_torch_onnx_export_of_a_packed_sequence_imports_and_agrees_on_a_ragged_b
         assert comparison.ok, comparison.message(f" ({what})")
     wrong = compare(SPEC_2BI, runs["the file in onnxruntime"], imported.forward(x), tolerance_for("float32"))
     assert not wrong.ok  # the lengths matter on this batch
+    # convert --check (no lengths) runs the file too: its sequence_lens, fed from the lengths input, gets T each
+    from harness.__main__ import main
+
+    assert main(["convert", str(path), "--from", "onnx", "--to", "torch", "-o", str(tmp_path / "t.safetensors"),
+                 "--check"]) == 0
 
 
 def _constant_sequence_lens(proto, lengths):

@@ -371,6 +371,9 @@ def _onnx(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str, lengths=
         if lengths is not None:  # every node's sequence_lens, ONNX's own per-example lengths (int32 [B])
             node.input[4] = "__check_lens"
             feeds["__check_lens"] = np.asarray(lengths, dtype=np.int32)
+        elif ox._sequence_lens(graph, node) is ox.RUN_TIME:  # fed from a graph input (torch's packed export):
+            node.input[4] = "__check_lens"  # T for every example, which is no padding (ONNX's LSTM)
+            feeds["__check_lens"] = np.full(x.shape[1], x.shape[0], dtype=np.int32)
         for slot in range(3):
             if not node.output[slot]:
                 node.output[slot] = f"__check_out{slot}_{k}"
