@@ -228,17 +228,50 @@ def test_torch_to_a_keras_model_file_that_keras_loads(torch_file, tmp_path, caps
     np.testing.assert_allclose(np.asarray(loaded(x)), expected, rtol=tol.rtol, atol=tol.atol)
 
 
+def _users_flax_target(name: str, spec: LSTMSpec):
+    """What a Flax user restores into: linen's variables from init of nn.Sequential([nn.Bidirectional(nn.RNN(..)),
+    ...]), or an nnx model's parameter state as a pure dict; and a function giving that model's y."""
+    import jax.numpy as jnp
+
+    x = jnp.zeros((2, 4, spec.input_size))
+    if name == "flax":
+        import flax.linen as nn
+        import jax
+
+        rnn = lambda: nn.RNN(nn.LSTMCell(spec.hidden_size))  # noqa: E731
+        model = nn.Sequential([nn.Bidirectional(rnn(), rnn()) for _ in range(spec.num_layers)])
+        return model.init(jax.random.key(0), x), lambda variables, x: model.apply(variables, x)
+    from flax import nnx
+
+    rngs = nnx.Rngs(0)
+    rnn = lambda k: nnx.RNN(nnx.LSTMCell(spec.layer_input_size(k), spec.hidden_size, rngs=rngs))  # noqa: E731
+    model = nnx.Sequential(*[nnx.Bidirectional(rnn(k), rnn(k)) for k in range(spec.num_layers)])
+
+    def run(pure, x):
+        state = nnx.state(model, nnx.Param)
+        nnx.replace_by_pure_dict(state, pure)
+        nnx.update(model, state)
+        return model(x)
+    return nnx.to_pure_dict(nnx.state(model, nnx.Param)), run
+
+
 @pytest.mark.parametrize("name", ["flax", "flax-nnx"])
-def test_a_flax_msgpack_is_run_by_flax(name, tmp_path, capsys):
-    """-o params.msgpack: flax.serialization's own file, which --check restores and runs with Flax's modules."""
+def test_a_flax_msgpack_restores_into_a_users_model(name, tmp_path, capsys):
+    """-o params.msgpack: what serialization.to_bytes writes, which serialization.from_bytes restores into a user's
+    own variables (linen) or nnx state; the model then computes the oracle's y. --check runs it with Flax too."""
     needs(name)
-    src = CanonicalLSTM.random(SPEC, seed=4).save(tmp_path / "c.npz")
-    assert convert("--from", "numpy", src, "--to", name, "-o", tmp_path / "params.msgpack", "--check") == OK
-    assert "RNN / Bidirectional over the restored tree" in capsys.readouterr().out
     from flax import serialization
 
-    restored = serialization.msgpack_restore((tmp_path / "params.msgpack").read_bytes())
-    assert set(restored) == ({"params"} if name == "flax" else {"layers"})
+    model = CanonicalLSTM.random(SPEC, seed=4)
+    src = model.save(tmp_path / "c.npz")
+    assert convert("--from", "numpy", src, "--to", name, "-o", tmp_path / "params.msgpack", "--check") == OK
+    assert "RNN / Bidirectional over the restored tree" in capsys.readouterr().out
+    target, run = _users_flax_target(name, SPEC.replace(bias="single"))
+    restored = serialization.from_bytes(target, (tmp_path / "params.msgpack").read_bytes())
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 4, SPEC.input_size)).astype(np.float32)
+    tol = tolerance_for("float32")
+    expected = model.forward(x, batch_first=True).y  # zero initial states, as the module's own
+    np.testing.assert_allclose(np.asarray(run(restored, x)), expected, rtol=tol.rtol, atol=tol.atol)
 
 
 def test_convert_keeps_framework_chatter_off_the_terminal(tmp_path, capfd, monkeypatch):

@@ -364,7 +364,9 @@ def write(backend: str, model: CanonicalLSTM, path: str | Path, dtype, what: str
     elif form == ".msgpack":
         from flax import serialization
 
-        atomic.write_bytes(path, serialization.msgpack_serialize(_plain_tree(native)))
+        # to_bytes, as a Flax user writes it: its state dict (keys as strings: nnx's layer 0 is "0"), so that
+        # serialization.from_bytes(target, OUT) restores it into the user's own variables or nnx state
+        atomic.write_bytes(path, serialization.to_bytes(_plain_tree(native)))
     elif form == ".eqx":
         import equinox as eqx
 
