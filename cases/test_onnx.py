@@ -580,13 +580,13 @@ def _w_computed_by(kind: str):
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("ConstantOfShape", r"LSTM node 'lstm_0' input W: 'big' is computed by node 'big' \(ConstantOfShape\), whose "
-                        r"output 'big' would hold 12000000000000 elements \[1, 12, 1000000000000\], more than the "
-                        r"\d+ the whole file stores \(\+1048576\): not evaluated"),
-    ("Identity chain", r"input W: 'e20' is computed by node 'copy16' \(Identity\), whose output 'e17' takes the "
-                       r"expression past \d+ elements in all \(16 x what the file stores\)"),
-    ("NonZero", r"input W: 'w' is computed by node 'where' \(NonZero\), whose output 'where' has a size ONNX's shape "
-                r"inference cannot tell before running it"),
+    ("ConstantOfShape", (r"LSTM node 'lstm_0' input W: 'big' is computed by node 'big' \(ConstantOfShape\), whose "
+                         r"output 'big' would hold 12000000000000 elements \[1, 12, 1000000000000\], more than the "
+                         r"\d+ the whole file stores \(\+1048576\): not evaluated")),
+    ("Identity chain", (r"input W: 'e20' is computed by node 'copy16' \(Identity\), whose output 'e17' takes the "
+                        r"expression past \d+ elements in all \(16 x what the file stores\)")),
+    ("NonZero", (r"input W: 'w' is computed by node 'where' \(NonZero\), whose output 'where' has a size ONNX's "
+                 r"shape inference cannot tell before running it")),
 ])
 def test_a_computed_weight_is_bounded_before_it_is_evaluated(kind, message):
     """A crafted file cannot make the import allocate without bound: every step of a weight's constant expression
