@@ -236,13 +236,35 @@ def test_keras_archive_sequential_stack_to_torch(keras_files, tmp_path, capsys):
     out = capsys.readouterr().out
     assert '{"input_size": 5, "hidden_size": 7, "num_layers": 2, "bias": "single"}' in out
     assert "unit_forget_bias=True only initialises the forget bias: ignored" in out
-    assert "return_sequences=False returns only the last step" in out
+    assert "return_sequences=False returns only the last step" in out and "makes a mask" not in out
     lstm = torch.nn.LSTM(5, 7, num_layers=2, batch_first=True)
     lstm.load_state_dict({k: torch.from_numpy(v) for k, v in _state(tmp_path / "t.safetensors").items()}, strict=True)
     x = x_of()
     with torch.inference_mode():
         y = lstm(torch.from_numpy(x))[0].numpy()
     np.testing.assert_allclose(y[:, -1], run_keras_lstms(keras_files["seq"], 3, x), rtol=TOL.rtol, atol=TOL.atol)
+
+
+@pytest.mark.parametrize("masking", ["Embedding", "Masking"])
+def test_a_mask_before_the_lstm_is_said(masking, tmp_path, capsys):
+    """Embedding(mask_zero=True) or Masking before the stack (through a Dropout): Keras skips masked steps per
+    example, which the converted LSTM does only when given the lengths; the conversion says so, naming both."""
+    needs("keras")
+    import keras
+
+    first = (keras.layers.Embedding(20, 5, mask_zero=True) if masking == "Embedding" else
+             keras.layers.Masking(mask_value=0.0))
+    model = keras.Sequential([keras.Input((None,) if masking == "Embedding" else (None, 5)), first,
+                              keras.layers.Dropout(0.1), keras.layers.LSTM(7, return_sequences=True),
+                              keras.layers.LSTM(7, return_sequences=True)])
+    model.save(tmp_path / "m.keras")
+    assert convert(tmp_path / "m.keras", "--from", "keras", "--to", "torch", "-o", tmp_path / "t.safetensors") == OK
+    out = capsys.readouterr().out
+    [note] = [line for line in out.splitlines() if "makes a mask" in line]  # once, for the stack's first layer
+    lstm, made = model.layers[2].name, model.layers[0].name
+    assert f"Keras layer {lstm!r}: layer {made!r} before it makes a mask" in note
+    assert ("Embedding(mask_zero=True)" if masking == "Embedding" else "Masking(mask_value=0.0)") in note
+    assert "give it the per-example lengths" in note
 
 
 def test_keras_functional_bidirectional_checked_in_keras_and_torch(keras_files, tmp_path, capsys):

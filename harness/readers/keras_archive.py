@@ -195,16 +195,44 @@ def _bare(found: dict[str, tuple[list, bool]]) -> list[KerasLayer]:
 
 
 # The config -------------------------------------------------------------------------------------
+def _is_lstm_layer(class_name: str, cfg: dict) -> bool:
+    return class_name == "LSTM" or (class_name == "Bidirectional" and _inner(cfg)[0].get("class_name") == "LSTM")
+
+
+def _mask_note(name: str, after: str | None, entries: dict[str, tuple[str, dict, str | None]]) -> str | None:
+    """A note where a layer before this LSTM makes a mask (Embedding(mask_zero=True), Masking): Keras then skips
+    each example's masked steps, which a port running every step does not. Looked for up to the previous LSTM."""
+    seen = set()
+    while after is not None and after in entries and after not in seen:
+        seen.add(after)
+        cls, cfg, reads = entries[after]
+        if _is_lstm_layer(cls, cfg):
+            return None  # the stack's first layer says it
+        if (cls == "Embedding" and cfg.get("mask_zero")) or cls == "Masking":
+            made = "Embedding(mask_zero=True): token 0 is padding" if cls == "Embedding" else \
+                f"Masking(mask_value={cfg.get('mask_value', 0.0)})"
+            return (f"Keras layer {name!r}: layer {after!r} before it makes a mask ({made}); where the mask reaches "
+                    "the LSTM, Keras skips each example's masked steps. The converted LSTM runs every step it is "
+                    "given: give it the per-example lengths (torch: pack_padded_sequence; assert_equivalent and "
+                    "diagnose: lengths=) to compute what the Keras model computes on padded data (--check runs "
+                    "full sequences)")
+        after = reads
+    return None
+
+
 def with_config(config: dict, found: dict[str, tuple[list, bool]]) -> list[KerasLayer]:
     """The LSTM layers the config describes, in its order, each with its weights and what it reads."""
     layers = []
-    for name, class_name, cfg, after in model_layers(config):
-        if class_name == "LSTM" or (class_name == "Bidirectional" and _inner(cfg)[0].get("class_name") == "LSTM"):
+    every = model_layers(config)
+    entries = {name: (class_name, cfg, after) for name, class_name, cfg, after in every}
+    for name, class_name, cfg, after in every:
+        if _is_lstm_layer(class_name, cfg):
             if name not in found:
                 raise ValueError(f"the config's {class_name} layer {name!r} has no weights in the file "
                                  f"(found weights of {sorted(found)})")
             weights, bidi = found[name]
-            layers.append(KerasLayer(name, weights, bidi, cfg, after, class_name))
+            mask = _mask_note(name, after, entries)
+            layers.append(KerasLayer(name, weights, bidi, cfg, after, class_name, notes=[mask] if mask else []))
     if not layers:
         kinds = sorted({c for _, c, _, _ in model_layers(config)})
         raise ValueError(f"the model has no keras.layers.LSTM (alone or in Bidirectional); its layers are {kinds}")
@@ -276,6 +304,7 @@ def _take(layers: list[KerasLayer], select, source: Source, what: str) -> list[l
     source.run["chosen"] = chain
     bias = None
     for k, layer in enumerate(chain):
+        source.notes += layer.notes
         if layer.config is not None:
             source.notes += check_config(layer, last=k == len(chain) - 1)
     if any(layer.config is None for layer in chain) and ASSUMED not in source.notes:
