@@ -187,6 +187,25 @@ def test_a_worker_that_dies_is_reported_and_the_next_request_starts_another():
         os.kill(pid, 0)  # gone (reaped by stop)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/fd/2"), reason="skipped: no /proc/<pid>/fd (not Linux)")
+def test_a_worker_started_inside_the_stderr_filter_writes_to_the_real_stderr():
+    """`run` filters stderr while its cases run; a worker (re)started there must not write into that capture, which
+    is gone when the block ends (its crash report would be lost): its fd 2 is the stderr from before the block."""
+    from harness import quiet
+
+    real = os.readlink("/proc/self/fd/2")
+    worker = Worker("numpy", {"LSTM_HARNESS_WORKER_TEST": "1"})
+    try:
+        with quiet.filtered_stderr():
+            worker.start()
+            inside = os.readlink("/proc/self/fd/2")
+            child = os.readlink(f"/proc/{worker.pid}/fd/2")
+        assert inside != real  # the filter was in place
+        assert child == real, (child, real)
+    finally:
+        worker.stop()
+
+
 @pytest.mark.parametrize(("environment", "keras_json", "expected"), [
     ({}, None, "tensorflow"),  # no keras.json (Keras writes one): its default
     ({}, '{"backend": "jax"}', "jax"),

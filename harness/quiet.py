@@ -65,6 +65,16 @@ def is_chatter(line: str) -> bool:
     return any(p.search(line) for p in CHATTER)
 
 
+_REAL_STDERR: list[int] = []  # inside filtered_stderr blocks: the saved descriptors of the stderr they replaced
+
+
+def real_stderr() -> int | None:
+    """The descriptor of the stderr in place before any filtered_stderr block now running (None: no block runs,
+    fd 2 is it). A process started inside a block writes there, so that it does not write into a capture that is
+    gone when the block ends (a Keras worker restarted in the middle of a run)."""
+    return _REAL_STDERR[0] if _REAL_STDERR else None
+
+
 @contextlib.contextmanager
 def filtered_stderr() -> Iterator[None]:
     """Run the block with fd 2 captured; then write back every line of it that is not start-up chatter.
@@ -79,11 +89,13 @@ def filtered_stderr() -> Iterator[None]:
     ours = not faulthandler.is_enabled()
     with tempfile.TemporaryFile(mode="w+b") as capture:
         os.dup2(capture.fileno(), 2)
+        _REAL_STDERR.append(saved)
         if ours:
             faulthandler.enable(file=saved)
         try:
             yield
         finally:
+            _REAL_STDERR.pop()
             if ours:
                 faulthandler.disable()
             sys.stderr.flush()

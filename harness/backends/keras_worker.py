@@ -4,7 +4,8 @@ Keras 3 fixes its backend when it is first imported (KERAS_BACKEND), so one proc
 backend. A keras-<b> subject whose b is this process's runs in-process; any other runs here, in one
 worker per Keras backend: a fresh interpreter (`python -m harness.backends.keras_worker`) with
 KERAS_BACKEND=b in its environment from the start, started on first use, kept alive for the life of this
-process, stopped at exit; requests and answers are pickled over a multiprocessing Pipe. Not
+process, stopped at exit (its stderr is this process's real one, even when started inside harness.quiet's
+filter); requests and answers are pickled over a multiprocessing Pipe. Not
 multiprocessing's 'spawn' start: it re-runs the caller's __main__ module in the child (a user's script
 without a main guard would run again inside the worker; `python -m harness` would import torch there).
 The worker runs the very same backend class in-process (there b *is* the process's backend): the
@@ -47,7 +48,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .. import quick_exit
+from .. import quick_exit, quiet
 from . import NotInstalled, TimedForward
 
 _WORKERS: dict[str, Worker] = {}
@@ -105,7 +106,8 @@ class Worker:
                    "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
             self._process = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(child.fileno()), self.name, json.dumps(self.env)],
-                env=env, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+                env=env, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+                stderr=quiet.real_stderr())  # the terminal's, even when started inside a stderr filter
             child.close()  # only the child holds its end now: its exit is an EOF here
             self._conn, self._answered = parent, False
             self._dropped.clear()
