@@ -596,6 +596,25 @@ def test_a_computed_weight_is_bounded_before_it_is_evaluated(kind, message):
         ORT.import_(proto, spec)
 
 
+def test_the_fold_bound_counts_what_the_file_stores():
+    """Initializers by their shape; Constant nodes by the values they hold: a tensor by its shape, a list by its
+    length, a scalar as one, a sparse tensor by its stored values (not its dense shape, which costs nothing to
+    claim)."""
+    from onnx import numpy_helper
+
+    from harness.backends.onnx import _Graph
+
+    sparse = helper.make_sparse_tensor(numpy_helper.from_array(np.ones(2, np.float32), "v"),
+                                       numpy_helper.from_array(np.array([1, 7], np.int64), "i"), [10**6])
+    nodes = [helper.make_node("Constant", [], ["t"], value=numpy_helper.from_array(np.ones((2, 2), np.float32))),
+             helper.make_node("Constant", [], ["l"], value_ints=[1, 2, 3]),
+             helper.make_node("Constant", [], ["f"], value_float=0.5),
+             helper.make_node("Constant", [], ["s"], sparse_value=sparse)]
+    graph = helper.make_graph(nodes, "g", [], [helper.make_tensor_value_info("t", onnx.TensorProto.FLOAT, [2, 2])],
+                              [numpy_helper.from_array(np.zeros((3, 4), np.float32), "w")])
+    assert _Graph(helper.make_model(graph)).stored_elements() == 12 + 4 + 3 + 1 + 2
+
+
 @pytest.mark.parametrize("backend", [ORT, REF], ids=["onnx", "onnx-reference"])
 def test_run_names_a_bad_input(backend):
     if backend.installed():

@@ -26,15 +26,7 @@ import numpy as np
 
 from . import mistakes
 from .compare import Comparison, Tolerance, padded_steps
-from .equivalence import (
-    compared,
-    describe,
-    output_dtype,
-    read_pair,
-    run,
-    tolerance,
-    worst,
-)
+from .equivalence import compared, describe, output_dtype, read_pair, run, tolerance, worst
 from .outputs import LSTMOutput
 
 STEPS = BATCH = 4

@@ -103,7 +103,7 @@ def inputs(spec: LSTMSpec, x, h0, c0, batch_first: bool, dtype: str, steps: int 
 def run(side, pair: Pair) -> LSTMOutput:
     """One side on the pair's inputs (and lengths), time-major; a function side is called in the caller's layout."""
     x, h0, c0 = pair.xs
-    lengths = {} if pair.lengths is None else {"lengths": pair.lengths}  # sides as diagnose makes them take none
+    lengths = {} if pair.lengths is None else {"lengths": pair.lengths}  # a function is called fn(x, h0, c0) without
     if side.framework == "function" and pair.batch_first:
         out = side.run(np.ascontiguousarray(x.transpose(1, 0, 2)), h0, c0, **lengths)
         return LSTMOutput(np.asarray(out.y).transpose(1, 0, 2), out.h_n, out.c_n)

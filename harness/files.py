@@ -327,13 +327,6 @@ def named_arrays(backend: str, native: Any) -> dict[str, np.ndarray]:
                      "(expected a mapping of names to arrays)")
 
 
-def _plain_tree(node):
-    """A parameter tree as nested dicts of numpy arrays (flax.serialization's own input)."""
-    if isinstance(node, Mapping):
-        return {k: _plain_tree(v) for k, v in node.items()}
-    return np.asarray(node)
-
-
 def write(backend: str, model: CanonicalLSTM, path: str | Path, dtype, what: str = "-o") -> Written:
     """Export `model` to `backend` in `dtype` and write it in that framework's file form (FORMS)."""
     backend = _own(backend)
@@ -364,9 +357,11 @@ def write(backend: str, model: CanonicalLSTM, path: str | Path, dtype, what: str
     elif form == ".msgpack":
         from flax import serialization
 
+        from .readers.flax_msgpack import plain_tree
+
         # to_bytes, as a Flax user writes it: its state dict (keys as strings: nnx's layer 0 is "0"), so that
         # serialization.from_bytes(target, OUT) restores it into the user's own variables or nnx state
-        atomic.write_bytes(path, serialization.to_bytes(_plain_tree(native)))
+        atomic.write_bytes(path, serialization.to_bytes(plain_tree(native)))
     elif form == ".eqx":
         import equinox as eqx
 

@@ -94,7 +94,6 @@ def configured_keras_backend() -> str:
     return config.get("backend", "tensorflow") if isinstance(config, dict) else "tensorflow"
 
 
-
 def lengths_mask(lengths, steps: int):
     """Keras's mask for per-example lengths, as a Masking layer passes it: [B, T], True at valid steps (None
     without lengths). Shared by the backend and by assert_equivalent's Keras side."""
@@ -130,6 +129,7 @@ def sequential(native, spec: LSTMSpec, dtype: str):
 
     layers = build_layers(keras, native, spec, dtype, return_state=False)
     return keras.Sequential([keras.Input((None, spec.input_size), dtype=dtype), *layers], name="lstm")
+
 
 class KerasBackend(Backend):
     """`keras`: Keras on this process's KERAS_BACKEND, in-process (an alias of that keras-<backend>)."""

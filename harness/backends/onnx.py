@@ -25,8 +25,8 @@ Import reads that NativeDict (any key prefix), an onnx.ModelProto, a path to an 
 bytes, e.g. one written by torch.onnx.export. W, R, B, P may be initializers, Constant nodes or
 constant expressions of them (the legacy exporter without constant folding writes Slice/Concat of
 initializers); those are evaluated, once ONNX's shape inference has sized every step within what the file
-stores (FOLD_ALLOWANCE, FOLD_STEPS_TOTAL: a crafted file cannot make the import allocate without bound). LSTM nodes chain into a stack where one node's Y reaches the
-next node's X through reshaping ops only; select= names the first LSTM node of a stack or its name
+stores (FOLD_ALLOWANCE, FOLD_STEPS_TOTAL: a crafted file cannot make the import allocate without bound). LSTM
+nodes chain into a stack where one node's Y reaches the next node's X through reshaping ops only; select= names the first LSTM node of a stack or its name
 scope ("/encoder"), and spec.num_layers nodes are taken from there (two LSTMs where one reads the
 other's y chain like one stack: the first node's name tells them apart). A node's `clip` is the
 canonical gate_clip: it must equal spec.gate_clip (in float32), on every node of the stack. A node
@@ -202,6 +202,19 @@ FOLD_ALLOWANCE = 2**20
 FOLD_STEPS_TOTAL = 16
 
 
+def _elements(dims) -> int:
+    return int(np.prod(dims, dtype=np.float64))
+
+
+def _constant_elements(attribute) -> int:
+    """The elements a Constant node's value attribute stores (value_float, value_int, value_string: one)."""
+    if attribute.name == "value":
+        return _elements(attribute.t.dims)
+    if attribute.name == "sparse_value":
+        return _elements(attribute.sparse_tensor.values.dims)
+    return len(attribute.floats) + len(attribute.ints) + len(attribute.strings) or 1
+
+
 class _Graph:
     """The main graph of a model, indexed for finding LSTM stacks and constant values."""
 
@@ -316,7 +329,7 @@ class _Graph:
                     raise ValueError(f"{what}: {name!r} is computed by node {_describe(n)}, whose output {out!r} has "
                                      "a size ONNX's shape inference cannot tell before running it: not evaluated (a "
                                      "constant expression is evaluated only when every step's size is known)")
-                size = int(np.prod(dims, dtype=np.float64))
+                size = _elements(dims)
                 total += size
                 if size > step_limit or total > total_limit:
                     over = (f"would hold {size} elements {dims}, more than the {step_limit} the whole file stores "
@@ -330,14 +343,8 @@ class _Graph:
         """How many elements the model stores: its initializers and its Constant nodes' values (a sparse one
         by the values it stores, not by its dense shape)."""
         if self._stored is None:
-            sizes = [int(np.prod(t.dims, dtype=np.float64)) for t in self.inits.values()]
-            for n in self.nodes:
-                if n.op_type == "Constant":
-                    for a in n.attribute:
-                        sizes.append(int(np.prod(a.t.dims, dtype=np.float64)) if a.name == "value" else
-                                     int(np.prod(a.sparse_tensor.values.dims, dtype=np.float64))
-                                     if a.name == "sparse_value" else
-                                     len(a.floats) + len(a.ints) + len(a.strings) if a.name.endswith("s") else 1)
+            sizes = [_elements(t.dims) for t in self.inits.values()]
+            sizes += [_constant_elements(a) for n in self.nodes if n.op_type == "Constant" for a in n.attribute]
             self._stored = max(sum(sizes), 1)
         return self._stored
 
