@@ -229,29 +229,35 @@ def test_torch_to_a_keras_model_file_that_keras_loads(torch_file, tmp_path, caps
 
 
 def _users_flax_target(name: str, spec: LSTMSpec):
-    """What a Flax user restores into: linen's variables from init of nn.Sequential([nn.Bidirectional(nn.RNN(..)),
-    ...]), or an nnx model's parameter state as a pure dict; and a function giving that model's y."""
+    """What a Flax user restores into: linen's variables of nn.Sequential([nn.Bidirectional(nn.RNN(..)), ...]) (their
+    shapes, from jax.eval_shape of its init: from_bytes takes only the tree from its target), or an nnx model's
+    parameter state as a pure dict; and a jitted function giving that model's y (one program: eager Flax compiles
+    every step's operations one by one)."""
+    import jax
     import jax.numpy as jnp
 
     x = jnp.zeros((2, 4, spec.input_size))
     if name == "flax":
         import flax.linen as nn
-        import jax
 
         rnn = lambda: nn.RNN(nn.LSTMCell(spec.hidden_size))  # noqa: E731
         model = nn.Sequential([nn.Bidirectional(rnn(), rnn()) for _ in range(spec.num_layers)])
-        return model.init(jax.random.key(0), x), lambda variables, x: model.apply(variables, x)
+        return jax.eval_shape(model.init, jax.random.key(0), x), jax.jit(model.apply)
     from flax import nnx
 
     rngs = nnx.Rngs(0)
     rnn = lambda k: nnx.RNN(nnx.LSTMCell(spec.layer_input_size(k), spec.hidden_size, rngs=rngs))  # noqa: E731
     model = nnx.Sequential(*[nnx.Bidirectional(rnn(k), rnn(k)) for k in range(spec.num_layers)])
 
+    @nnx.jit
+    def forward(model, x):
+        return model(x)
+
     def run(pure, x):
         state = nnx.state(model, nnx.Param)
         nnx.replace_by_pure_dict(state, pure)
         nnx.update(model, state)
-        return model(x)
+        return forward(model, x)
     return nnx.to_pure_dict(nnx.state(model, nnx.Param)), run
 
 
