@@ -124,6 +124,12 @@ GROUPED_MODULES = ("cases/test_agreement.py::", "cases/test_negative_controls.py
 # workers, each worker made its own (measured: the default_run fixture, a `python -m harness run` of every
 # framework, ran twice, 7 s each; the browser and its pages twice, and both workers rewrote reports/browser).
 ONE_WORKER_MODULES = ("cases/test_cli.py", "cases/test_report_browser.py", "cases/test_reports.py")
+# Every test that starts a Keras worker process (a keras-<b> beside this process's Keras backend) runs in one xdist
+# worker, so each of those processes starts once per run: a test naming such a backend, and these modules, whose
+# tests start them without naming one (`list backends`, the worker's own tests). Measured: keras-jax and keras-torch
+# each started in both xdist workers, the second start 3.7 and 5.2 s of CPU.
+KERAS_WORKER_MODULES = ("cases/test_cli.py", "cases/test_keras_backends.py")
+KERAS_WORKER_SCOPE = "keras worker processes"
 
 
 def backend_group(nodeid: str, names, everywhere=()) -> str | None:
@@ -140,8 +146,9 @@ def backend_group(nodeid: str, names, everywhere=()) -> str | None:
 def pytest_xdist_make_scheduler(config, log):
     """Under -n (xdist's default --dist load), one backend's agreement cases run in one worker: a JAX backend
     compiles a program once for every case that shares it (measured: 37 of 194 programs compiled twice without).
-    So do all tests of a keras-<b> that runs in a Keras worker process, in any module: that process starts once
-    (~4 s of CPU each time), and the tests of each ONE_WORKER_MODULES module. Every other test is balanced as
+    So do all tests that start a Keras worker process (a keras-<b> beside this process's Keras backend), in any
+    module: each of those processes starts once (~4 s of CPU each time); and the tests of each ONE_WORKER_MODULES
+    module. Every other test is balanced as
     --dist load balances it. (xdist's own --dist
     loadgroup cannot do this under pytest 9.2: it renames a test through Item._nodeid, which 9.2 no longer reads.)"""
     if config.option.dist != "load":
@@ -161,12 +168,14 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def worker_scope(nodeid: str, names, in_worker=()) -> str:
-    """What runs together in one xdist worker: a backend's group (backend_group), a module of
-    ONE_WORKER_MODULES, or else the test alone (balanced freely)."""
+    """What runs together in one xdist worker: every test that starts a Keras worker process (KERAS_WORKER_SCOPE),
+    a backend's group (backend_group), a module of ONE_WORKER_MODULES, or else the test alone (balanced freely)."""
     group = backend_group(nodeid, names, in_worker)
+    module = nodeid.split("::", 1)[0]
+    if group in in_worker or module in KERAS_WORKER_MODULES:
+        return KERAS_WORKER_SCOPE
     if group:
         return f"backend {group}"
-    module = nodeid.split("::", 1)[0]
     return f"module {module}" if module in ONE_WORKER_MODULES else nodeid
 
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import _check_parallel, backend_group, worker_scope
+from conftest import KERAS_WORKER_SCOPE, _check_parallel, backend_group, worker_scope
 from harness import backends
 
 NAMES = backends.names()
@@ -39,12 +39,18 @@ def test_any_test_of_a_backend_in_a_worker_process_is_grouped(nodeid, group):
 
 
 @pytest.mark.parametrize(("nodeid", "scope"), [
-    ("cases/test_cli.py::test_a_default_run_prints_no_framework_chatter", "module cases/test_cli.py"),
+    ("cases/test_cli.py::test_a_default_run_prints_no_framework_chatter", KERAS_WORKER_SCOPE),
     ("cases/test_cli.py::test_a_default_run_fits_100_columns_without_progress_in_a_pipe_and_sees_the_plugin",
-     "module cases/test_cli.py"),  # the same module-scoped `python -m harness run`: made once
+     KERAS_WORKER_SCOPE),  # the same module-scoped `python -m harness run`: made once
     ("cases/test_report_browser.py::test_agreement_page_in_browser", "module cases/test_report_browser.py"),
     ("cases/test_agreement.py::test_agreement[plain-torch-float32]", "backend torch"),
-    ("cases/test_conversion.py::test_native_canonical_native_is_exact[plain-keras-jax]", "backend keras-jax"),
+    # every test that starts a Keras worker process, named or not, in one xdist worker: each process starts once
+    ("cases/test_conversion.py::test_native_canonical_native_is_exact[plain-keras-jax]", KERAS_WORKER_SCOPE),
+    ("cases/test_agreement.py::test_agreement[plain-keras-torch-float32]", KERAS_WORKER_SCOPE),
+    ("cases/test_negative_controls.py::test_mistake_is_caught[keras-jax-gate-order-igfo]", KERAS_WORKER_SCOPE),
+    ("cases/test_cli.py::test_list_cases_and_backends", KERAS_WORKER_SCOPE),  # `list backends` asks each one
+    ("cases/test_keras_backends.py::test_each_keras_backend_runs_in_its_own_process", KERAS_WORKER_SCOPE),
+    ("cases/test_agreement.py::test_agreement[plain-keras-tensorflow-float32]", "backend keras-tensorflow"),
     ("cases/test_jax.py::test_compiles_once_per_shape[flax]", "cases/test_jax.py::test_compiles_once_per_shape[flax]"),
 ])
 def test_what_runs_together_in_one_worker(nodeid, scope):
