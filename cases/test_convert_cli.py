@@ -280,6 +280,31 @@ def test_a_flax_msgpack_restores_into_a_users_model(name, tmp_path, capsys):
     np.testing.assert_allclose(np.asarray(run(restored, x)), expected, rtol=tol.rtol, atol=tol.atol)
 
 
+def test_bad_inputs_are_refused_before_out_is_written(tmp_path, capsys):
+    """--inputs are --check's: without --check, a file that is not there, lengths (diagnose's: --check runs every
+    sequence in full) or an x of the wrong width are each a usage error naming --inputs, and no OUT is written."""
+    src = CanonicalLSTM.random(SPEC, seed=4).save(tmp_path / "c.npz")
+    x = np.zeros((4, 2, SPEC.input_size))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "narrow.npy", x[..., :3])
+    np.savez(tmp_path / "ragged.npz", x=x, lengths=np.array([4, 2]))
+    cases = ((("--inputs", tmp_path / "x.npy"), "--inputs: the inputs of --check's run, which was not asked for: "
+                                                "add --check"),
+             (("--check", "--inputs", tmp_path / "none.npy"), f"--inputs: {tmp_path / 'none.npy'} does not exist"),
+             (("--check", "--inputs", tmp_path), f"--inputs: {tmp_path} is a folder; expected a file"),
+             (("--check", "--inputs", tmp_path / "ragged.npz"), "--inputs: ragged.npz must hold x (and optionally h0, c0); "
+                                                                "holds ['x', 'lengths']; per-example lengths are "
+                                                                "diagnose's (its --lengths, or lengths in its --inputs)"),
+             (("--check", "--inputs", tmp_path / "narrow.npy"), "--inputs: x: expected last dimension input_size=5"))
+    for extra, error in cases:
+        assert convert("--from", "numpy", src, "--to", "numpy", "-o", tmp_path / "o.npz", *extra) == USAGE, extra
+        assert f"python -m harness convert: error: {error}" in capsys.readouterr().err
+        assert not (tmp_path / "o.npz").exists(), extra
+    assert convert("--from", "numpy", src, "--to", "numpy", "-o", tmp_path / "o.npz", "--check", "--inputs",
+                   tmp_path / "x.npy") == OK
+    assert "x [4, 2, 5] (from x.npy, zero h0 and c0)" in capsys.readouterr().out
+
+
 def test_convert_keeps_framework_chatter_off_the_terminal(tmp_path, capfd, monkeypatch):
     """What a framework writes to fd 2 while it loads (absl's notice, oneDNN's) is filtered out, as in `run`; any
     other line (an error) still reaches stderr."""

@@ -302,6 +302,37 @@ def test_cli_with_lengths(tmp_path, model, capsys):
         assert exit_.value.code == 2 and f"python -m harness diagnose: error: {error}" in capsys.readouterr().err
 
 
+def test_cli_takes_lengths_from_the_inputs_file(tmp_path, capsys):
+    """An --inputs .npz holding lengths beside x runs as --lengths does (canonical files: the oracle, no framework);
+    lengths given both ways, or stored as floats or out of range, are a usage error naming the file or option."""
+    model = CanonicalLSTM.random(SPEC.replace(bidirectional=True), seed=2)
+    model.save(tmp_path / "a.npz")
+    mistakes.get("gate-order-ifog").plant(model).save(tmp_path / "b.npz")
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 2, SPEC.input_size))
+    np.save(tmp_path / "x.npy", x)
+    for name, lengths in (("batch", [5, 2]), ("floats", [5.0, 2.0]), ("long", [6, 2])):
+        np.savez(tmp_path / f"{name}.npz", x=x, lengths=np.array(lengths))
+
+    def run(*extra):
+        code = main(["diagnose", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--a-from", "numpy", "--b-from",
+                     "numpy", *map(str, extra)])
+        return code, capsys.readouterr().out
+
+    stored = run("--inputs", tmp_path / "batch.npz")
+    assert stored == run("--inputs", tmp_path / "x.npy", "--lengths", "5,2")
+    assert stored[0] == 3 and "per-example lengths [5, 2]" in stored[1] and "b: gate-order-ifog" in stored[1]
+    assert run("--inputs", tmp_path / "x.npy")[1] != stored[1]  # the lengths changed the run
+    for extra, error in (((tmp_path / "batch.npz", "--lengths", "5,2"),
+                          f"--lengths: {tmp_path / 'batch.npz'} holds lengths too ([5, 2]); give them once"),
+                         ((tmp_path / "floats.npz",), f"--inputs: lengths in {tmp_path / 'floats.npz'}: expected "
+                                                      "integers (one step count per batch element), got dtype float64"),
+                         ((tmp_path / "long.npz",), f"--inputs: lengths in {tmp_path / 'long.npz'}: expected each "
+                                                    "length in 1..5 (right padding: the valid steps come first), got 6")):
+        with pytest.raises(SystemExit) as exit_:
+            run("--inputs", *extra)
+        assert exit_.value.code == 2 and f"python -m harness diagnose: error: {error}" in capsys.readouterr().err
+
+
 def test_cli_keeps_framework_chatter_off_the_terminal(tmp_path, capfd, monkeypatch):
     """What a framework writes to fd 2 while it loads is filtered out, as in `run`; an error line still shows."""
     import harness.diagnosis

@@ -57,8 +57,10 @@ class Side:
         return self.error is None and (self.comparison is None or self.comparison.ok)
 
 
-def inputs_for(spec: LSTMSpec, path: str | None, dtype: str):
-    """x, h0, c0 as float64 arrays holding `dtype` values: random (nonzero states) or the user's --inputs."""
+def inputs_for(spec: LSTMSpec, path: str | None, dtype: str, *, lengths_key: bool = False):
+    """x, h0, c0 as float64 arrays holding `dtype` values: random (nonzero states) or the user's --inputs.
+    lengths_key: an .npz may hold `lengths` beside them (diagnose's: `stored_lengths` reads them); otherwise one that
+    does is refused, saying where lengths go."""
     if path is None:
         x, h0, c0 = CanonicalLSTM.random(spec).random_inputs(BATCH, STEPS, seed=SEED)
         origin = "random, nonzero h0 and c0"
@@ -68,9 +70,13 @@ def inputs_for(spec: LSTMSpec, path: str | None, dtype: str):
             x, h0, c0 = np.load(p, allow_pickle=False), None, None
         elif p.suffix == ".npz":
             with np.load(p, allow_pickle=False) as data:
-                unknown = sorted(set(data.files) - {"x", "h0", "c0"})
+                unknown = sorted(set(data.files) - {"x", "h0", "c0", *(("lengths",) if lengths_key else ())})
                 if "x" not in data.files or unknown:
-                    raise ValueError(f"--inputs: {p.name} must hold x (and optionally h0, c0); holds {data.files}")
+                    where = ("; per-example lengths are diagnose's (its --lengths, or lengths in its --inputs): "
+                             "--check runs every sequence in full, which is what checks the weights"
+                             if "lengths" in unknown else "")
+                    raise ValueError(f"--inputs: {p.name} must hold x (and optionally h0, c0"
+                                     f"{', lengths' if lengths_key else ''}); holds {data.files}{where}")
                 x, h0, c0 = (data[k] if k in data.files else None for k in ("x", "h0", "c0"))
         else:
             raise ValueError(f"--inputs: expected x.npy ([T, B, input_size], time-major) or an .npz of x, h0, c0; "
@@ -86,6 +92,14 @@ def inputs_for(spec: LSTMSpec, path: str | None, dtype: str):
             h0, c0 = np.zeros((n, x.shape[1], spec.output_size)), np.zeros((n, x.shape[1], spec.hidden_size))
     rounded = tuple(np.asarray(a, dtype=dtype).astype(np.float64) for a in (x, h0, c0))
     return rounded, origin
+
+
+def stored_lengths(path: str | None) -> np.ndarray | None:
+    """The per-example `lengths` an --inputs .npz holds beside x (as saved: checked by the caller), or None."""
+    if path is None or Path(path).suffix != ".npz":
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return data["lengths"] if "lengths" in data.files else None
 
 
 def check(src: Source, src_model: CanonicalLSTM, source: str, out: Source, out_model: CanonicalLSTM, target: str,

@@ -42,14 +42,22 @@ def check_output_paths(args, files: dict[str, str] | None = None, folders: dict[
             usage(args, f"{option}: {problem}")
 
 
-def input_file(args, option: str, path: str) -> Path:
-    """An input file the command reads: it must exist and be a file (exit 2 naming the option otherwise)."""
+def input_file_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be an input file a command reads (it must exist and be a file), or None."""
     path = Path(path)
     if not path.exists():
-        usage(args, f"{option}: {path} does not exist")
+        return f"{path} does not exist"
     if not path.is_file():
-        usage(args, f"{option}: {path} is a folder; expected a file")
-    return path
+        return f"{path} is a folder; expected a file"
+    return None
+
+
+def input_file(args, option: str, path: str) -> Path:
+    """An input file the command reads: it must exist and be a file (exit 2 naming the option otherwise)."""
+    problem = input_file_problem(path)
+    if problem:
+        usage(args, f"{option}: {problem}")
+    return Path(path)
 
 
 def in_cli_terms(message: str) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 from .. import atomic, backends, extras, files, readers
 from ..backends import NonFiniteWeights, UnsupportedFeature
 from ..spec import LSTMSpec
-from . import in_cli_terms
+from . import in_cli_terms, input_file_problem
 
 OK, UNSUPPORTED, USAGE, DISAGREE = 0, 1, 2, 3
 _TF1_FLAGS = ("forget_bias", "cell_clip", "proj_clip")
@@ -84,9 +84,14 @@ def _convert(args) -> int:
         atomic.refuse_same_file(files.source_files(args.src), files.output_files(target.name, args.out), "SRC", "-o")
         given, options = _given(args)
         needed = _needed_to_read(source.name, given)  # an .eqx is read against its cells' structure
+        _check_inputs_option(args)
         src = readers.read(source.name, args.src, _select(args), needed)
         spec = readers.resolve(source.name, src, given, options)
         model = source.import_(src.native, spec, select=src.select)
+        if args.inputs is not None:  # read and checked against SRC's sizes before OUT is written, not after
+            from ..port_check import inputs_for
+
+            inputs_for(spec, args.inputs, args.dtype)
         print(f"read {source.name} parameters from {args.src} ({src.form}): {spec_json(spec)}")
         for note in src.notes:
             print(f"note: {note}")
@@ -114,6 +119,18 @@ def _convert(args) -> int:
     except (ValueError, TypeError, KeyError, OSError) as exc:
         return _failed(USAGE, f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}")
     return OK
+
+
+def _check_inputs_option(args) -> None:
+    """--inputs are --check's: without it they would be read by nothing, and the user told nothing."""
+    if args.inputs is None:
+        return
+    if not args.check:
+        raise Usage(f"--inputs: the inputs of --check's run, which was not asked for: add --check (got --inputs "
+                    f"{args.inputs})")
+    problem = input_file_problem(args.inputs)
+    if problem:
+        raise Usage(f"--inputs: {problem}")
 
 
 def _failed(status: int, message: str) -> int:

@@ -6,9 +6,9 @@ disagree, which porting mistake explains it (harness.diagnose on files).
 Each file is read as `convert` reads SRC (harness/readers: the spec from the file; --a-spec / --b-spec, JSON
 or a .json file of LSTMSpec fields, give what it lacks, such as a TF1 checkpoint's forget_bias and clips) and
 run as `convert --check` runs it, in its own framework. Inputs: random x [4, 4, in] with nonzero h0, c0, or
---inputs (x.npy, [T, B, in] time-major, or an .npz of x, h0, c0). --lengths 4,2,3: a right-padded batch, which
-each file runs its framework's way (torch packs it, Keras masks it, ...); the search then names the ways a port
-drops or misuses lengths too. The search runs on the float64 oracle only.
+--inputs (x.npy, [T, B, in] time-major, or an .npz of x, h0, c0, lengths). --lengths 4,2,3 (or lengths [B] in the
+--inputs .npz): a right-padded batch, which each file runs its framework's way (torch packs it, Keras masks it,
+...); the search then names the ways a port drops or misuses lengths too. The search runs on the float64 oracle only.
 
 Exit status: 0 the two agree; 1 a file holds what the canonical LSTM cannot express, or a framework is not
 installed; 2 bad usage or input (the message names the option); 3 they disagree (the report names the mistake,
@@ -44,8 +44,8 @@ def add_parser(sub) -> None:
         p.add_argument(f"--{side}-select", dest=f"{side}_select", default=None, metavar="NAME",
                        help=f"which LSTM, where {side.upper()} holds several (as convert's --select)")
     p.add_argument("--inputs", default=None, metavar="X.npy",
-                   help="x [T, B, input_size] (time-major) as .npy, or an .npz of x, h0, c0 (default: random x "
-                        "[4, 4, input_size] with nonzero h0, c0)")
+                   help="x [T, B, input_size] (time-major) as .npy, or an .npz of x, h0, c0, lengths (lengths: "
+                        "as --lengths; default: random x [4, 4, input_size] with nonzero h0, c0)")
     p.add_argument("--lengths", default=None, metavar="N,N,...",
                    help="per-example lengths of a right-padded batch, one per example of x (e.g. 4,2,3): each file "
                         "runs them its framework's way, and the search names the ways a port misuses them "
@@ -75,6 +75,25 @@ def _lengths(args) -> list[int] | None:
     if not all(re.fullmatch(r"[+-]?\d+", p) for p in parts):
         usage(args, f"--lengths: expected whole numbers separated by commas (e.g. 4,2,3), got {args.lengths!r}")
     return [int(p) for p in parts]
+
+
+def _stored_lengths(args, x, given: list[int] | None) -> list[int] | None:
+    """The lengths the --inputs .npz holds, checked against its x and named as the user's file and key; else --lengths
+    (both at once: a usage error, not one silently preferred)."""
+    from ..inputs import check_lengths
+    from ..port_check import stored_lengths
+
+    stored = stored_lengths(args.inputs)
+    if stored is None:
+        return given
+    name = f"--inputs: lengths in {args.inputs}"
+    if given is not None:
+        usage(args, f"--lengths: {args.inputs} holds lengths too ({stored.tolist()}); give them once: drop --lengths "
+                    "or the file's lengths")
+    try:
+        return check_lengths(stored, x.shape[0], x.shape[1]).tolist()
+    except (TypeError, ValueError) as exc:
+        usage(args, f"{name}: {str(exc).removeprefix('lengths: ')}")
 
 
 def cmd_diagnose(args) -> int:
@@ -115,7 +134,8 @@ def _diagnose(args) -> int:
                       .replace("--select", f"--{side}-select"))
         x = h0 = c0 = None
         if args.inputs is not None:
-            (x, h0, c0), _ = port_check.inputs_for(sides[0].spec, args.inputs, "float64")
+            (x, h0, c0), _ = port_check.inputs_for(sides[0].spec, args.inputs, "float64", lengths_key=True)
+            lengths = _stored_lengths(args, x, lengths)
         try:
             result = diagnose(*sides, x, h0=h0, c0=c0, lengths=lengths, rtol=args.rtol, atol=args.atol)
         except (ValueError, TypeError) as exc:
