@@ -324,6 +324,21 @@ def test_convert_keeps_framework_chatter_off_the_terminal(tmp_path, capfd, monke
     assert "absl::InitializeLog" not in err and "a real error" in err
 
 
+@pytest.mark.parametrize("name", ["keras-jax", "keras-torch"])
+def test_a_keras_file_loads_under_another_keras_backend(name, tmp_path, capsys):
+    """-o model.keras is written by this process's Keras (TensorFlow here); --to keras-jax / keras-torch --check loads
+    it with keras.saving.load_model in a process of that Keras backend, as a user of it would, and runs its layers
+    there (not with this process's Keras under that backend's name)."""
+    needs(name)
+    src = CanonicalLSTM.random(SPEC, seed=3).save(tmp_path / "c.npz")
+    assert convert("--from", "numpy", src, "--to", name, "-o", tmp_path / "m.keras", "--check") == OK
+    out = capsys.readouterr().out
+    assert (f"OUT: keras.layers.LSTM ({name}); the LSTM layers of keras.saving.load_model(safe_mode=True), as Keras "
+            f"loaded them; Keras on {name.split('-')[1]}, in the {name} worker process") in out  # said by that Keras
+    assert "check: agree: OUT, oracle(OUT) compared; skipped: SRC" in out  # OUT ran there (a canonical SRC has no
+    # framework of its own to run in)
+
+
 # keras-<b> write Keras's parameters (files._own): their rows take its other forms, so each form is written once
 # (and a keras-<b> row does not make this process import Keras to write a .keras it already tests).
 OTHER_FORM = {"keras-jax": 1, "keras-torch": 2}

@@ -7,7 +7,8 @@ The expected outputs are the float64 oracle on SRC's weights as the harness read
                                 keras: keras.saving.load_model(safe_mode=True) of a .keras / .h5 model, the
                                 LSTM layers taken out of it (return_sequences and return_state switched on,
                                 weights as Keras loaded them); other Keras files: set_weights of the file's
-                                arrays into keras.layers.LSTM / Bidirectional; onnx: onnxruntime on the
+                                arrays into keras.layers.LSTM / Bidirectional; keras-<b> beside this
+                                process's Keras backend: the same, in that backend's worker process; onnx: onnxruntime on the
                                 original graph, cut at the first LSTM node's input (the nodes' weights are
                                 the graph's own); flax, flax-nnx: the flax modules applied to the restored tree
     OUT, run by the target      the same, on the written file
@@ -285,6 +286,17 @@ def _torch(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str, lengths
 
 
 def _keras(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str, lengths=None):
+    """Keras from its file, run by the Keras of `backend`: a keras-<b> beside this process's Keras backend (which
+    Keras fixes at its first import) in that backend's worker process, where the file is loaded and run."""
+    b = backends.get(backend)
+    if getattr(b, "in_worker", lambda: False)():
+        actual, how = b.worker().call("run_file", source, spec, xs, dtype, lengths)
+        return actual, f"{how}, in the {backend} worker process"
+    return keras_file_here(source, spec, xs, dtype, lengths)
+
+
+def keras_file_here(source: Source, spec: LSTMSpec, xs, dtype: str, lengths=None):
+    """`_keras` in this process, with this process's Keras (also what a keras-<b> worker process runs)."""
     import keras
 
     from .sides.keras import all_layers, rebuild, run_layers
@@ -312,7 +324,7 @@ def _keras(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str, lengths
 
         layers = build_layers(keras, native, spec, dtype)
         how = how or "set_weights of the file's arrays into keras.layers.LSTM / Bidirectional"
-    return run_layers(layers, spec, xs, dtype, lengths), how
+    return run_layers(layers, spec, xs, dtype, lengths), f"{how}; Keras on {keras.backend.backend()}"  # as it ran
 
 
 def _flax(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str, lengths=None):

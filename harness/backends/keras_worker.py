@@ -17,7 +17,9 @@ What stays in the calling process: everything framework-free (supports, export, 
 What goes to the worker: installed (the import itself), device_missing, environment, set_threads,
 prepare (the live model stays in the worker; Prepared.model is a Handle to it), run, forward_callable
 (call and fetch each one round trip; timings through it include the pipe, see timing_missing) and
-watch_kernel (entered and left in the worker around the calls made inside it). Precision: the mode in
+watch_kernel (entered and left in the worker around the calls made inside it); and a Keras file that
+`convert --check` or `diagnose` runs as keras-<b> (harness.port_check: loaded and run by that backend's Keras,
+not this process's). Precision: the mode in
 force here is applied in the worker before each prepare, and the flags the worker had in force come
 back in watch_kernel's dict, so a result records the flags of the process that ran it.
 
@@ -372,6 +374,11 @@ def serve(conn, name: str, env: dict[str, str]) -> None:
         stack.close()
         return {**seen, **precision.state()}  # the flags in force where it ran
 
+    def run_file(source, spec, xs, dtype, lengths=None):  # a Keras file, loaded and run by this process's Keras
+        from ..port_check import keras_file_here
+
+        return keras_file_here(source, spec, xs, dtype, lengths)
+
     ops = {
         "prepare": prepare,
         "run": lambda key, x, h0, c0, batch_first, lengths=None: backend.run(
@@ -383,6 +390,7 @@ def serve(conn, name: str, env: dict[str, str]) -> None:
         "watch_stop": watch_stop,
         "drop": lambda keys_: [live.pop(k, None) for k in keys_] and None,
         "method": lambda method, *args: getattr(backend, method)(*args),
+        "run_file": run_file,
     }
     while True:
         try:
