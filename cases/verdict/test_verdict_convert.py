@@ -219,6 +219,9 @@ def test_the_users_inputs_are_read_never_unpickled(tmp_path):
     for name in ("x.npy", "x.npz"):
         with pytest.raises(ValueError):
             inputs_for(SPEC, str(tmp_path / name), "float32")
+    np.savez(tmp_path / "lengths.npz", x=np.ones((4, 1, 5)), lengths=evil)  # diagnose's lengths beside x
+    with pytest.raises(ValueError, match="allow_pickle"):
+        port_check.stored_lengths(str(tmp_path / "lengths.npz"))
     assert not marker.exists()
 
 
@@ -239,6 +242,29 @@ def test_an_inputs_file_with_other_arrays_or_only_x(tmp_path):
     np.savez(tmp_path / "only.npz", x=np.ones((3, 2, 5)))
     (x, h0, c0), origin = inputs_for(SPEC, str(tmp_path / "only.npz"), "float32")
     assert origin == "from only.npz, zero h0 and c0" and h0.shape == (2, 2, 7) and c0.shape == (2, 2, 7)
+
+
+def test_lengths_in_an_inputs_file_are_diagnoses_only(tmp_path):
+    """An .npz holding lengths beside x: read with lengths_key (diagnose, through stored_lengths), otherwise refused
+    naming where lengths go (convert --check runs every sequence in full)."""
+    x = np.ones((4, 2, 5))
+    np.savez(tmp_path / "ragged.npz", x=x, lengths=np.array([4, 2]))
+    np.save(tmp_path / "x.npy", x)
+    with pytest.raises(ValueError, match=r"^--inputs: ragged.npz must hold x \(and optionally h0, c0\); holds "
+                                         r"\['x', 'lengths'\]; per-example lengths are diagnose's \(its --lengths, "
+                                         r"or lengths in its --inputs\): --check runs every sequence in full"):
+        inputs_for(SPEC, str(tmp_path / "ragged.npz"), "float32")
+    (got, h0, c0), origin = inputs_for(SPEC, str(tmp_path / "ragged.npz"), "float32", lengths_key=True)
+    assert np.array_equal(got, x) and origin == "from ragged.npz, zero h0 and c0" and h0.shape == (2, 2, 7)
+    np.savez(tmp_path / "extra.npz", x=x, lengths=np.array([4, 2]), mask=np.ones(4))
+    with pytest.raises(ValueError, match=r"must hold x \(and optionally h0, c0, lengths\); holds \['x', 'lengths', "
+                                         r"'mask'\]$"):
+        inputs_for(SPEC, str(tmp_path / "extra.npz"), "float32", lengths_key=True)
+    stored = port_check.stored_lengths(str(tmp_path / "ragged.npz"))
+    assert stored.tolist() == [4, 2] and stored.dtype.kind == "i"
+    assert port_check.stored_lengths(str(tmp_path / "x.npy")) is None and port_check.stored_lengths(None) is None
+    np.savez(tmp_path / "plain.npz", x=x)
+    assert port_check.stored_lengths(str(tmp_path / "plain.npz")) is None
 
 
 @pytest.fixture
