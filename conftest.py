@@ -123,11 +123,12 @@ GROUPED_MODULES = ("cases/test_agreement.py::", "cases/test_negative_controls.py
 # Modules whose tests share module-scoped fixtures that are dear to make or write one fixed path: split over two
 # workers, each worker made its own (measured: the default_run fixture, a `python -m harness run` of every
 # framework, ran twice, 7 s each; the browser and its pages twice, and both workers rewrote reports/browser).
-ONE_WORKER_MODULES = ("cases/test_cli.py", "cases/test_report_browser.py", "cases/test_reports.py")
+ONE_WORKER_MODULES = ("cases/test_report_browser.py", "cases/test_reports.py")
 # Every test that starts a Keras worker process (a keras-<b> beside this process's Keras backend) runs in one xdist
 # worker, so each of those processes starts once per run: a test naming such a backend, and these modules, whose
 # tests start them without naming one (`list backends`, the worker's own tests). Measured: keras-jax and keras-torch
-# each started in both xdist workers, the second start 3.7 and 5.2 s of CPU.
+# each started in both xdist workers, the second start 3.7 and 5.2 s of CPU. (test_cli's module-scoped run is
+# made once for that reason too.)
 KERAS_WORKER_MODULES = ("cases/test_cli.py", "cases/test_keras_backends.py")
 KERAS_WORKER_SCOPE = "keras worker processes"
 

@@ -289,7 +289,7 @@ def _keras(source: Source, spec: LSTMSpec, xs, dtype: str, backend: str, lengths
     """Keras from its file, run by the Keras of `backend`: a keras-<b> beside this process's Keras backend (which
     Keras fixes at its first import) in that backend's worker process, where the file is loaded and run."""
     b = backends.get(backend)
-    if getattr(b, "in_worker", lambda: False)():
+    if b.in_worker():
         actual, how = b.worker().call("run_file", source, spec, xs, dtype, lengths)
         return actual, f"{how}, in the {backend} worker process"
     return keras_file_here(source, spec, xs, dtype, lengths)

@@ -16,6 +16,8 @@ from harness.spec import LSTMSpec
 
 SPEC = LSTMSpec(input_size=3, hidden_size=3)  # two biases: b_ih and b_hh in each other's slot changes nothing
 BI = LSTMSpec(input_size=3, hidden_size=3, num_layers=2, bidirectional=True)
+# The bound diagnose itself uses for float32 sides (the table's), not a test tolerance: every side here is the float64
+# oracle's own outputs (error 0 against the predictions made from them) or moved off them on purpose.
 TOL = tolerance_for("float32")
 LENGTHS = np.array([4, 2, 3, 1])  # x [4, 4, 3]: every example but the first padded
 PADDED = np.arange(4)[:, None] >= LENGTHS[None, :]  # [T, B]

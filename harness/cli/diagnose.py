@@ -86,14 +86,13 @@ def _stored_lengths(args, x, given: list[int] | None) -> list[int] | None:
     stored = stored_lengths(args.inputs)
     if stored is None:
         return given
-    name = f"--inputs: lengths in {args.inputs}"
     if given is not None:
         usage(args, f"--lengths: {args.inputs} holds lengths too ({stored.tolist()}); give them once: drop --lengths "
                     "or the file's lengths")
     try:
         return check_lengths(stored, x.shape[0], x.shape[1]).tolist()
     except (TypeError, ValueError) as exc:
-        usage(args, f"{name}: {str(exc).removeprefix('lengths: ')}")
+        usage(args, f"--inputs: lengths in {args.inputs}: {str(exc).removeprefix('lengths: ')}")
 
 
 def cmd_diagnose(args) -> int:
